@@ -1,0 +1,3 @@
+from improved_gan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per command: each composes data, models, the loop, metrics and figures into a run directory."""

@@ -1,0 +1,1 @@
+"""Training loops' shared parts: run directories, checkpoints, progress bars, the GAN step."""

@@ -1,1 +1,1 @@
-"""viz"""
+"""Figures, image grids, GIFs and the HTML report."""

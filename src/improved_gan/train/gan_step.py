@@ -13,6 +13,7 @@ import dataclasses
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from improved_gan.techniques.feature_matching import feature_matching_loss
@@ -27,6 +28,9 @@ class DiscriminatorOutput(NamedTuple):
 
     logits: torch.Tensor  # (N,) real-vs-fake logit
     features: torch.Tensor  # (N, F) the intermediate layer that feature matching compares
+    # (N, K) class logits of a K+1 discriminator (Section 5; fake logit fixed at 0, so ``logits`` is
+    # their log-sum-exp); None for a plain real-vs-fake discriminator
+    class_logits: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -60,9 +64,17 @@ class GANObjective:
     def real_target(self) -> float:
         return self.smoothing if self.techniques.label_smoothing else 1.0
 
-    def discriminator_loss(self, real: DiscriminatorOutput, fake: DiscriminatorOutput) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, real: DiscriminatorOutput, fake: DiscriminatorOutput,
+                           real_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """With ``real_labels`` (the "labels" variant of the sample-quality study), D is a K+1
+        discriminator and its class cross-entropy on the real batch is added (``d_labeled_loss``)."""
         loss = discriminator_bce(real.logits, fake.logits, real_target=self.real_target)
         out = {"d_loss": loss}
+        if real_labels is not None:
+            if real.class_logits is None:
+                raise ValueError("real_labels given but D returns no class_logits (not a K+1 discriminator)")
+            out["d_labeled_loss"] = F.cross_entropy(real.class_logits, real_labels)
+            loss = loss + out["d_labeled_loss"]
         if self.ha_d is not None:
             out["d_ha_penalty"] = self.ha_d.penalty()
             loss = loss + out["d_ha_penalty"]
@@ -104,8 +116,12 @@ def generate(G: nn.Module, noise: torch.Tensor, reference_noise: torch.Tensor | 
 
 def gan_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
              objective: GANObjective, real: torch.Tensor, noise_d: torch.Tensor, noise_g: torch.Tensor,
-             real_g: torch.Tensor | None = None, reference_noise: torch.Tensor | None = None) -> dict[str, float]:
+             real_g: torch.Tensor | None = None, reference_noise: torch.Tensor | None = None,
+             real_labels: torch.Tensor | None = None) -> dict[str, float]:
     """One D step then one G step. Returns the scalar losses and mean D outputs for logging.
+
+    ``real_labels`` (optional) are the class labels of ``real`` for a K+1 discriminator (the "labels"
+    variant); they are passed to ``objective.discriminator_loss`` only when given.
 
     ``real_g`` is the real batch feature matching compares with in the G step (defaults to ``real``);
     D's features on it are computed with D's updated parameters and not back-propagated into.
@@ -117,7 +133,10 @@ def gan_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: to
         fake = generate(G, noise_d, reference_noise)
     real_out = D(real)
     fake_out = D(fake)
-    d = objective.discriminator_loss(real_out, fake_out)
+    if real_labels is None:
+        d = objective.discriminator_loss(real_out, fake_out)
+    else:
+        d = objective.discriminator_loss(real_out, fake_out, real_labels=real_labels)
     opt_d.zero_grad(set_to_none=True)
     d["loss"].backward()
     opt_d.step()

@@ -166,3 +166,15 @@ def standard_scores(images: torch.Tensor, weights_path: str | os.PathLike | None
     logits = torch.cat([extractor(x[i:i + 100])[0] for i in range(0, x.shape[0], 100)])
     mean, std = inception_score(torch.softmax(logits.double(), 1))
     return {"inception_v3_score_mean": mean, "inception_v3_score_std": std}
+
+
+def score_samples(probs: torch.Tensor, features: torch.Tensor, real_features: torch.Tensor, splits: int = 10,
+                  kid_subsets: int = 50, kid_subset_size: int = 1000, k: int = 3, seed: int = 0
+                  ) -> dict[str, float]:
+    """Every score of one sample set against the real features, as a flat dict for summary.json."""
+    is_mean, is_std = inception_score(probs, splits=splits, seed=seed)
+    kid_mean, kid_std = kernel_inception_distance(features, real_features, subsets=kid_subsets,
+                                                  subset_size=kid_subset_size, seed=seed)
+    precision, recall = precision_recall(real_features, features, k=k)
+    return {"score_mean": is_mean, "score_std": is_std, "fid": frechet_distance(features, real_features),
+            "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}

@@ -1,0 +1,275 @@
+"""The semi-supervised trainer behind ``improved-gan ssl``: one D step then one G step per iteration.
+
+Per iteration (the authors' ``train_mnist_feature_matching.py``):
+
+- D step: ``loss = L_lab + w · 0.5 · (L_unl + L_gen)`` (:func:`semi_supervised.discriminator_loss`) on a
+  labeled batch, an unlabeled batch and a batch G(z) generated without a graph. D has no
+  batch-dependent layer (Gaussian noise is per element), so the three batches go through D in **one**
+  forward pass of 300 rows (``batched_d``), which gives the same losses as three passes.
+- G step: feature matching between D's last hidden layer on G(z) and on a *second* unlabeled batch
+  (``fm_batch="separate"``, the authors' ``trainx_unl2``), D's noise on (``d_noise_in_g_step``), D's
+  parameters frozen (no parameter gradients, only input gradients flow back into G).
+- An exponential moving average of D's trainable parameters (rate 1e-4) after each D step; test error
+  is measured for the current D and for the bias-corrected average.
+
+Randomness: the global torch RNG (parameter init, D's Gaussian noise) is seeded with ``seed``; epoch
+shuffles and G's noise come from explicit ``torch.Generator`` objects; all of them are in the state dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from improved_gan.models.mnist_mlp import MLPDiscriminator, MLPGenerator, init_discriminator, init_generator
+from improved_gan.techniques import semi_supervised as ssl_losses
+from improved_gan.techniques.feature_matching import feature_matching_loss
+from improved_gan.techniques.selection import parse_techniques
+from improved_gan.train.guards import check_finite
+
+discriminator_loss = ssl_losses.discriminator_loss  # module-level so tests can inject a failure
+STATS = ("loss_lab", "loss_unl", "loss_gen", "train_err", "d_real_unl", "d_fake")
+
+
+class AdamEpsInSqrt(torch.optim.Optimizer):
+    """Adam as in the authors' ``nn.adam_updates``: ``p -= lr · m̂ / sqrt(v̂ + eps)`` (eps *inside* the
+    square root, so it acts like an eps of 1e-4 outside it for eps=1e-8)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+            t = self.state[params[0]]["step"]
+            m = [self.state[p]["exp_avg"] for p in params]
+            v = [self.state[p]["exp_avg_sq"] for p in params]
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+            denom = torch._foreach_mul(v, 1.0 / (1 - b2 ** t))
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"] / (1 - b1 ** t))
+
+
+class ParamEMA:
+    """a ← a + rate·(p − a) from a = 0 after every update; :meth:`averaged` divides by 1 − (1−rate)^t
+    (bias correction) so the average is meaningful from the first epoch."""
+
+    def __init__(self, params, rate: float):
+        self.rate = float(rate)
+        self.avg = [torch.zeros_like(p, memory_format=torch.preserve_format).detach() for p in params]
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, params) -> None:
+        self.count += 1
+        torch._foreach_lerp_(self.avg, [p.detach() for p in params], self.rate)
+
+    @torch.no_grad()
+    def averaged(self) -> list[torch.Tensor]:
+        c = 1.0 - (1.0 - self.rate) ** self.count if self.count else 1.0
+        return [a / c for a in self.avg]
+
+    def state_dict(self) -> dict:
+        return {"avg": [a.clone() for a in self.avg], "count": self.count, "rate": self.rate}
+
+    def load_state_dict(self, state: dict) -> None:
+        for a, s in zip(self.avg, state["avg"], strict=True):
+            a.copy_(s)
+        self.count, self.rate = int(state["count"]), float(state["rate"])
+
+
+def make_optimizer(params, o):
+    if o.adam_eps_in_sqrt:
+        return AdamEpsInSqrt(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.adam_eps)
+    return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.adam_eps)
+
+
+def lr_at(o, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``: constant, or linear decay to 0 from ``lr_decay_start``."""
+    if o.lr_schedule == "linear-decay" and epoch >= o.lr_decay_start:
+        return o.lr * max(0.0, (o.epochs - epoch) / max(1, o.epochs - o.lr_decay_start))
+    return o.lr
+
+
+class SSLTrainer:
+    """Models, optimizers, EMA, generators and the position in the current epoch of one run."""
+
+    def __init__(self, o, x_train: torch.Tensor, x_lab: torch.Tensor, y_lab: torch.Tensor,
+                 init_images: torch.Tensor, device: torch.device):
+        self.o, self.device = o, device
+        self.techniques = parse_techniques(o.technique, allowed=("feature-matching",))
+        self.x_train, self.x_lab, self.y_lab = x_train, x_lab, y_lab  # uint8 (N, 784) on device
+        self.iters = o.iters_per_epoch or len(x_train) // o.batch_size
+        torch.manual_seed(o.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(o.seed + 1_000_003)
+        self.z_gen = torch.Generator(device=device).manual_seed(o.seed + 2_000_003)
+        self.D = MLPDiscriminator(x_train.shape[1], tuple(o.d_widths), 10, o.input_noise, o.hidden_noise,
+                                  o.train_hidden_scale, o.d_v_init_std).to(device)
+        init_discriminator(self.D, self._float(init_images))
+        self.G = None
+        if not o.supervised_only:
+            self.G = MLPGenerator(o.z_dim, tuple(o.g_widths), x_train.shape[1], o.g_out).to(device)
+            init_generator(self.G, self.sample_z(o.batch_size))
+        self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        self.opt_d = make_optimizer(self.d_params, o)
+        self.opt_g = make_optimizer(self.G.parameters(), o) if self.G is not None else None
+        self.ema = ParamEMA(self.d_params, o.ema_rate)
+        self.D_eval = copy.deepcopy(self.D)
+        self.fixed_z = self.sample_z(100) if self.G is not None else None
+        self.step = 0  # global iteration count
+        self.epoch = 0  # epochs completed
+        self.pos = 0  # iteration within the current epoch
+        self.plan: dict[str, torch.Tensor] | None = None
+        self.acc = torch.zeros(len(STATS), dtype=torch.float64)
+
+    # ---------------------------------------------------------------- data
+    @staticmethod
+    def _float(x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32).div_(255.0)
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        return torch.rand(n, self.o.z_dim, generator=self.z_gen, device=self.device)
+
+    def plan_epoch(self) -> None:
+        """The epoch's batches: the labeled set tiled (each tile reshuffled) and two permutations of the
+        unlabeled set, all drawn from ``shuffle_gen``."""
+        n_lab, n, need = len(self.x_lab), len(self.x_train), self.iters * self.o.batch_size
+        tiles = max(n // n_lab, math.ceil(need / n_lab))
+        lab = torch.cat([torch.randperm(n_lab, generator=self.shuffle_gen) for _ in range(tiles)])
+        unl = torch.cat([torch.randperm(n, generator=self.shuffle_gen) for _ in range(math.ceil(need / n))])
+        unl2 = torch.cat([torch.randperm(n, generator=self.shuffle_gen) for _ in range(math.ceil(need / n))])
+        self.plan = {"lab": lab[:need], "unl": unl[:need], "unl2": unl2[:need]}
+        self.pos = 0
+        self.acc.zero_()
+        for group in self.opt_d.param_groups + (self.opt_g.param_groups if self.opt_g else []):
+            group["lr"] = lr_at(self.o, self.epoch)
+
+    def _batch(self, key: str, source: torch.Tensor) -> torch.Tensor:
+        b = self.o.batch_size
+        idx = self.plan[key][self.pos * b:(self.pos + 1) * b].to(self.device)
+        return source[idx]
+
+    # ---------------------------------------------------------------- one iteration
+    def train_step(self, checkpoint: str | None = None) -> None:
+        o, D, G = self.o, self.D, self.G
+        b = o.batch_size
+        x_lab = self._float(self._batch("lab", self.x_lab))
+        y_lab = self._batch("lab", self.y_lab)
+        stats = torch.zeros(len(STATS), dtype=torch.float64)
+
+        # D step
+        D.train()
+        if G is None:
+            logits_lab = D(x_lab).logits
+            loss_lab = ssl_losses.labeled_loss(logits_lab, y_lab)
+            losses = {"loss": loss_lab, "loss_lab": loss_lab, "loss_unl": torch.zeros(())}
+        else:
+            x_unl = self._float(self._batch("unl", self.x_train))
+            with torch.no_grad():
+                fake = G(self.sample_z(b))
+            if o.batched_d:
+                logits_lab, logits_unl, logits_fake = D(torch.cat([x_lab, x_unl, fake])).logits.split(b)
+            else:
+                logits_lab, logits_unl, logits_fake = D(x_lab).logits, D(x_unl).logits, D(fake).logits
+            losses = discriminator_loss(logits_lab, y_lab, logits_unl, logits_fake, o.unlabeled_weight)
+        check_finite(self.step + 1, checkpoint, d_loss=losses["loss"])
+        self.opt_d.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.opt_d.step()
+        self.ema.update(self.d_params)
+        with torch.no_grad():
+            stats[0] = float(losses["loss_lab"])
+            stats[1] = float(losses["loss_unl"])
+            stats[3] = float((logits_lab.argmax(1) != y_lab).float().mean())
+            if G is not None:
+                stats[4] = float(ssl_losses.prob_real(logits_unl).mean())
+                stats[5] = float(ssl_losses.prob_real(logits_fake).mean())
+
+        # G step
+        if G is not None:
+            D.requires_grad_(False)
+            D.train(o.d_noise_in_g_step)
+            fake = G(self.sample_z(b))
+            if self.techniques.feature_matching:
+                real = x_unl if o.fm_batch == "same" else self._float(self._batch("unl2", self.x_train))
+                with torch.no_grad():
+                    weights = D.hidden_weights()  # computed once for both passes (D is frozen)
+                    f_real = D.features(real, weights)
+                f_fake = D.features(fake, weights)
+                loss_g = feature_matching_loss(f_real, f_fake, variant=o.fm_variant, reduction=o.fm_reduction)
+            else:  # non-saturating: G maximises log D(G(z)), i.e. minimises −log D(G(z))
+                loss_g = ssl_losses.unlabeled_loss(D(fake).logits)
+            check_finite(self.step + 1, checkpoint, g_loss=loss_g)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            D.requires_grad_(True)
+            D.train()
+            stats[2] = float(loss_g.detach())
+        self.acc += stats
+        self.step += 1
+        self.pos += 1
+
+    def epoch_stats(self) -> dict[str, float]:
+        n = max(1, self.pos)
+        return {k: float(v) / n for k, v in zip(STATS, self.acc, strict=True)}
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, ema: bool, batch: int = 1000) -> torch.Tensor:
+        model = self.D
+        if ema:
+            self.D_eval.load_state_dict(self.D.state_dict())
+            for p, a in zip([p for p in self.D_eval.parameters() if p.requires_grad], self.ema.averaged(),
+                            strict=True):
+                p.copy_(a)
+            model = self.D_eval
+        was = model.training
+        model.eval()
+        preds = torch.cat([model(self._float(x[i:i + batch])).logits.argmax(1)
+                           for i in range(0, len(x), batch)])
+        model.train(was)
+        return preds
+
+    @torch.no_grad()
+    def samples(self) -> torch.Tensor:
+        """G on the fixed noise (batch-norm statistics of that batch, as the authors always use)."""
+        return self.G(self.fixed_z).view(-1, 1, 28, 28).cpu()
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {
+            "D": self.D.state_dict(), "G": self.G.state_dict() if self.G is not None else None,
+            "opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict() if self.opt_g else None,
+            "ema": self.ema.state_dict(), "step": self.step, "epoch": self.epoch, "pos": self.pos,
+            "plan": self.plan, "acc": self.acc.clone(), "fixed_z": self.fixed_z,
+        }  # the RNG states (global, shuffle_gen, z_gen) are saved by the caller with capture_rng_state
+
+    def load_state_dict(self, s: dict) -> None:
+        self.D.load_state_dict(s["D"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        if self.G is not None:
+            self.G.load_state_dict(s["G"])
+            self.opt_g.load_state_dict(s["opt_g"])
+        self.ema.load_state_dict(s["ema"])
+        self.step, self.epoch, self.pos = int(s["step"]), int(s["epoch"]), int(s["pos"])
+        self.plan, self.fixed_z = s["plan"], s["fixed_z"]
+        self.acc = s["acc"].clone()

@@ -9,7 +9,7 @@ import torch
 from improved_gan.cli import main
 from improved_gan.config import build_options
 from improved_gan.errors import CheckpointError
-from improved_gan.experiments import quality
+from improved_gan.experiments import ablation_quality, classifier, quality
 from improved_gan.metrics.classifier_cache import FILE_NAME, classifier_dir, load_classifier, save_classifier
 from improved_gan.models.classifier28 import Classifier28
 
@@ -93,3 +93,34 @@ def test_resume_matches_uninterrupted_run(cache, tmp_path, monkeypatch):
 def test_missing_classifier_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="improved-gan classifier --dataset mnist"):
         quality.run(_options(tmp_path / "empty-cache", tmp_path / "run"))
+
+
+def test_tiny_ablation_table_and_figure(cache, tmp_path):
+    extra = {k: v for k, v in TINY.items() if k not in ("dataset", "max_steps", "eval_every", "eval_samples",
+                                                       "threads")}
+    o = build_options(ablation_quality.Options, {
+        "dataset": "mnist", "variants": ("all", "DCGAN"), "seeds": (0,), "max_steps": 2, "eval_samples": 100,
+
+        "cache_dir": str(cache), "out": str(tmp_path / "abl"), "extra": json.dumps(extra)})
+    out = ablation_quality.run(o)
+    table = json.loads((out / "ablation.json").read_text())
+    assert [r["variant"] for r in table["rows"]] == ["all", "DCGAN"]
+    assert all(r["seeds"] == 1 and r["steps"] == 2 for r in table["rows"])
+    assert (out / "samples.png").is_file() and (out / "report.html").is_file()
+    assert "| all |" in (out / "ablation.md").read_text()
+    assert (out / "DCGAN-seed0" / "summary.json").is_file()
+    row = ablation_quality.aggregate("x", [dict(table["runs"]["all"][0], score_mean=m) for m in (2.0, 4.0)])
+    assert row["score"] == "3.000 ± 1.000" and row["seeds"] == 2
+
+
+def test_classifier_command_caches_and_reuses(tmp_path, capsys):
+    args = ["classifier", "--dataset", "mnist", "--cache-dir", str(tmp_path), "--epochs", "1",
+            "--train-subset", "256", "--width", "4"]
+    assert main(args) == 0
+    model, info = load_classifier("mnist", tmp_path)
+    summary = json.loads((classifier_dir("mnist", tmp_path) / "summary.json").read_text())
+    assert summary["hash"] == info["hash"] and summary["meets_target"] is False  # 256 images, 1 epoch
+    assert 0.0 <= info["test_accuracy"] <= 1.0 and summary["target_accuracy"] == classifier.TARGETS["mnist"]
+    assert main(args) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert load_classifier("mnist", tmp_path)[1]["hash"] == info["hash"]

@@ -69,11 +69,9 @@ class VirtualBN(nn.Module):
         spatial = tuple(range(2, x.dim()))  # () for (N, F); (2, 3) for images
         shape = (1, -1) + (1,) * len(spatial)
         if self.collecting:
-            dims = (0,) + spatial
-            mean = x.mean(dim=dims)
-            meansq = x.pow(2).mean(dim=dims)
-            self.ref_mean, self.ref_meansq, self.ref_size = mean, meansq, x.shape[0]
-            mean, meansq = mean.view(shape), meansq.view(shape)
+            var, mean = torch.var_mean(x, dim=(0,) + spatial, correction=0)
+            self.ref_mean, self.ref_meansq, self.ref_size = mean, var + mean.pow(2), x.shape[0]
+            mean, var = mean.view(shape), var.view(shape)
         else:
             if self.ref_mean is None:
                 raise RuntimeError("VirtualBN used before any reference batch: call "
@@ -81,11 +79,15 @@ class VirtualBN(nn.Module):
                                    "reference_input) first (Section 3.5)")
             new = 1.0 / (self.ref_size + 1.0)
             old = 1.0 - new
-            own_mean = x.mean(dim=spatial, keepdim=True) if spatial else x
-            own_meansq = x.pow(2).mean(dim=spatial, keepdim=True) if spatial else x.pow(2)
+            if spatial:  # own statistics of each example over its positions, one fused pass
+                own_var, own_mean = torch.var_mean(x, dim=spatial, keepdim=True, correction=0)
+                own_meansq = own_var + own_mean.pow(2)
+            else:
+                own_mean, own_meansq = x, x.pow(2)
             mean = new * own_mean + old * self.ref_mean.view(shape)
             meansq = new * own_meansq + old * self.ref_meansq.view(shape)
-        var = (meansq - mean.pow(2)).clamp_min(0.0)
+            var = (meansq - mean.pow(2)).clamp_min(0.0)
+        # y = γ (x − μ) / sqrt(σ² + ε) + β
         x_hat = (x - mean) * torch.rsqrt(var + self.eps)
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 

@@ -54,6 +54,7 @@ class VirtualBN(nn.Module):
         self.collecting = False
         self.ref_mean: torch.Tensor | None = None
         self.ref_meansq: torch.Tensor | None = None
+        self.ref_var: torch.Tensor | None = None  # ν_ref − μ_ref², kept for a stable forward
         self.ref_size: int = 0
 
     def extra_repr(self) -> str:
@@ -68,28 +69,32 @@ class VirtualBN(nn.Module):
         self._check(x)
         spatial = tuple(range(2, x.dim()))  # () for (N, F); (2, 3) for images
         shape = (1, -1) + (1,) * len(spatial)
+        gamma, beta = self.weight.view(shape), self.bias.view(shape)
         if self.collecting:
             var, mean = torch.var_mean(x, dim=(0,) + spatial, correction=0)
-            self.ref_mean, self.ref_meansq, self.ref_size = mean, var + mean.pow(2), x.shape[0]
-            mean, var = mean.view(shape), var.view(shape)
-        else:
-            if self.ref_mean is None:
-                raise RuntimeError("VirtualBN used before any reference batch: call "
-                                   "improved_gan.techniques.virtual_batch_norm.reference_pass(model, "
-                                   "reference_input) first (Section 3.5)")
-            new = 1.0 / (self.ref_size + 1.0)
-            old = 1.0 - new
-            if spatial:  # own statistics of each example over its positions, one fused pass
-                own_var, own_mean = torch.var_mean(x, dim=spatial, keepdim=True, correction=0)
-                own_meansq = own_var + own_mean.pow(2)
-            else:
-                own_mean, own_meansq = x, x.pow(2)
-            mean = new * own_mean + old * self.ref_mean.view(shape)
-            meansq = new * own_meansq + old * self.ref_meansq.view(shape)
-            var = (meansq - mean.pow(2)).clamp_min(0.0)
-        # y = γ (x − μ) / sqrt(σ² + ε) + β
-        x_hat = (x - mean) * torch.rsqrt(var + self.eps)
-        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+            self.ref_mean, self.ref_var, self.ref_size = mean, var, x.shape[0]
+            self.ref_meansq = var + mean.pow(2)
+            scale = gamma * torch.rsqrt(var.view(shape) + self.eps)
+            return torch.addcmul(beta - mean.view(shape) * scale, x, scale)
+        if self.ref_mean is None:
+            raise RuntimeError("VirtualBN used before any reference batch: call "
+                               "improved_gan.techniques.virtual_batch_norm.reference_pass(model, "
+                               "reference_input) first (Section 3.5)")
+        # With a = 1/(N_ref+1), d = mean(x) − μ_ref and v_x the variance of x over its own positions,
+        #   μ_x = μ_ref + a·d,   σ²_x = ν_x − μ_x² = a·v_x + (1−a)·(a·d² + σ²_ref)
+        # (the same numbers as mixing mean and mean of squares, without the cancellation in ν − μ²).
+        a = 1.0 / (self.ref_size + 1.0)
+        ref_mean, ref_var = self.ref_mean.view(shape), self.ref_var.view(shape)
+        if spatial:  # statistics are per (example, channel): small tensors, one pass over x
+            own_var, own_mean = torch.var_mean(x, dim=spatial, keepdim=True, correction=0)
+            d = own_mean - ref_mean
+            var = a * own_var + (1.0 - a) * (a * d.pow(2) + ref_var)
+            scale = gamma * torch.rsqrt(var + self.eps)
+            return torch.addcmul(beta - (ref_mean + a * d) * scale, x, scale)
+        # (N, F): every example has its own statistics; x − μ_x = (1−a)·d with d = x − μ_ref
+        d = x - ref_mean
+        var = torch.addcmul((1.0 - a) * ref_var + self.eps, d, d, value=a * (1.0 - a))
+        return torch.addcmul(beta, d * torch.rsqrt(var), gamma * (1.0 - a))
 
 
 VirtualBatchNorm = VirtualBN

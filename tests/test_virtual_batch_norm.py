@@ -113,3 +113,15 @@ def test_errors_and_helpers():
     out = generate(G, noise, ref_noise)  # gan_step's helper runs the reference pass first
     assert torch.allclose(out[:1], generate(G, noise[:1], ref_noise))
     assert not G[1].collecting
+
+
+def test_float32_large_offset_matches_float64():
+    """Activations far from zero with a small spread: no cancellation in the variance."""
+    torch.manual_seed(7)
+    ref64 = 1000.0 + 0.01 * torch.randn(16, 3, dtype=torch.float64)
+    x64 = 1000.0 + 0.01 * torch.randn(4, 3, dtype=torch.float64)
+    layer64, layer32 = VirtualBN(3).double(), VirtualBN(3)
+    reference_pass(layer64, ref64)
+    reference_pass(layer32, ref64.float())
+    assert torch.allclose(layer32(x64.float()).double(), layer64(x64), atol=2e-2)
+    assert torch.allclose(layer64(x64), _brute_force(layer64, ref64, x64))

@@ -74,6 +74,9 @@ def reverse_kl(counts, weights=None) -> float:
          else torch.as_tensor(weights, dtype=torch.float64).reshape(-1))
     if q.shape != c.shape:
         raise ValueError(f"{c.numel()} counts but {q.numel()} weights")
+    if bool((q < 0).any()) or float(q.sum()) <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    q = q / q.sum()  # in float64, so float32 weights of exactly 1/K give exactly log K for one mode
     total = float(c.sum())
     if total == 0:
         return math.nan

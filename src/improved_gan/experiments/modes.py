@@ -1,0 +1,320 @@
+"""Mode-collapse benchmark: an MLP GAN on a Gaussian mixture with known modes (ring8, grid25, or a 1-D
+``mixture:...``), scored with PacGAN's metrics (modes captured, high-quality %, reverse KL) plus the
+energy and sliced Wasserstein distances, over one or more seeds.
+
+Layout of ``--out DIR``::
+
+    DIR/config.json, summary.json (mean ± std over seeds), metrics.jsonl (one line per seed), report.html
+    DIR/seed-S/   config.json, metrics.jsonl (one line per evaluation), summary.json, checkpoint.pt,
+                  scatter.png, density.png, training.gif, curves.png, report.html
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from improved_gan.config import option, to_dict
+from improved_gan.data.mixtures2d import Mixture, get_mixture
+from improved_gan.errors import ConfigError
+from improved_gan.metrics.modes import energy_distance, mode_metrics, sliced_wasserstein
+from improved_gan.models.mlp2d import MLPConfig, build_models
+from improved_gan.techniques.selection import TechniqueSet, parse_techniques
+from improved_gan.techniques.virtual_batch_norm import make_reference_noise
+from improved_gan.train.checkpoint import capture_rng_state
+from improved_gan.train.gan_step import GANObjective, gan_step, generate
+from improved_gan.train.guards import check_finite
+from improved_gan.train.progress import progress
+from improved_gan.train.resume import save_run_state
+from improved_gan.train.rundir import RunDir, default_run_path
+from improved_gan.viz.report import Section, write_report
+
+TECHNIQUE_HELP = ("baseline or a comma-separated list of feature-matching, minibatch-discrimination, "
+                  "historical-averaging, label-smoothing, virtual-batch-norm")
+SUMMARY_KEYS = ("modes", "high_quality_pct", "reverse_kl", "energy_distance", "sliced_wasserstein",
+                "wall_time_s")
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """Options shared by ``modes`` and ``ablation``."""
+
+    dataset: str = option("ring8", "ring8, grid25, or a 1-D mixture:W1,MU1,S1;W2,MU2,S2;...")
+    radius: float = option(1.0, "ring8: radius r of the ring")
+    std: float | None = option(None, "per-axis standard deviation of every mode (default: ring8 0.01, "
+                               "grid25 0.05)")
+    seeds: int = option(1, "number of seeds: runs seed, seed+1, ..., seed+K-1")
+    seed: int = option(0, "first seed")
+    steps: int = option(4000, "training iterations (one D step + one G step each)")
+    batch_size: int = option(100, "real and generated samples per batch")
+    lr: float = option(1e-3, "Adam learning rate for both players")
+    lr_decay: bool = option(True, "decay both learning rates linearly to 0 over the run")
+    beta1: float = option(0.5, "Adam beta1")
+    noise_dim: int = option(2, "dimension of G's Gaussian noise")
+    g_hidden: int = option(128, "width of G's hidden layers")
+    g_layers: int = option(3, "number of G's hidden ReLU layers")
+    d_hidden: int = option(128, "width of D's hidden layers")
+    d_layers: int = option(2, "number of D's hidden LeakyReLU layers")
+    mbd_kernels: int = option(20, "minibatch discrimination: number of kernels B")
+    mbd_kernel_dim: int = option(5, "minibatch discrimination: kernel dimension C")
+    smoothing: float = option(0.9, "one-sided label smoothing: target for real samples")
+    ha_weight: float = option(1e-3, "historical averaging: penalty weight lambda")
+    num_samples: int = option(2500, "generated samples scored by the metrics")
+    evals: int = option(20, "evaluations (metrics lines, GIF frames) over training")
+    workers: int = option(1, "runs trained in parallel processes (each with one torch thread)")
+    threads: int = option(1, "torch CPU threads of a run trained in this process (small MLPs: 1 is fastest)")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    out: str = option("", "run directory (default: runs/<time>-<command>)")
+
+    def check(self) -> None:
+        mixture_for(self)
+        for name in ("seeds", "steps", "batch_size", "noise_dim", "g_hidden", "g_layers", "d_hidden",
+                     "d_layers", "mbd_kernels", "mbd_kernel_dim", "num_samples", "evals", "workers",
+                     "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"option '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ConfigError("option 'batch_size' must be >= 2 (minibatch discrimination compares samples)")
+        if not self.lr > 0:
+            raise ConfigError(f"option 'lr' must be > 0, got {self.lr}")
+        if not 0 <= self.beta1 < 1:
+            raise ConfigError(f"option 'beta1' must be in [0, 1), got {self.beta1}")
+        if not 0 < self.smoothing <= 1:
+            raise ConfigError(f"option 'smoothing' must be in (0, 1], got {self.smoothing}")
+        if self.ha_weight < 0:
+            raise ConfigError(f"option 'ha_weight' must be >= 0, got {self.ha_weight}")
+        resolve_device(self.device)
+
+
+@dataclasses.dataclass
+class Options(TrainOptions):
+    technique: str = option("baseline", f"technique(s): {TECHNIQUE_HELP}")
+
+    def check(self) -> None:
+        super().check()
+        parse_techniques(self.technique)
+
+
+def mixture_for(options: TrainOptions) -> Mixture:
+    if options.std is not None and not options.std > 0:
+        raise ConfigError(f"option 'std' must be > 0, got {options.std}")
+    if options.radius <= 0:
+        raise ConfigError(f"option 'radius' must be > 0, got {options.radius}")
+    return get_mixture(options.dataset, radius=options.radius, std=options.std)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"option 'device': '{name}' is not a device; use auto, cpu, cuda, cuda:N "
+                          "or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"option 'device': {name} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: str | Path,
+              figures: bool = True, show_progress: bool | None = None) -> dict:
+    """Train one GAN with ``techniques`` and ``seed`` into ``path``; returns its summary, with the final
+    generated samples under ``"samples"`` (a list, not written to summary.json)."""
+    run = RunDir(path)
+    run.write_config({**to_dict(options), "technique": techniques.label, "seed": seed})
+    mixture = mixture_for(options)
+    device = resolve_device(options.device)
+    torch.manual_seed(seed)  # model initialisation
+    gen = torch.Generator().manual_seed(seed)  # data, noise, reference batch (CPU, then moved)
+    cfg = MLPConfig(noise_dim=options.noise_dim, data_dim=mixture.dim, g_hidden=options.g_hidden,
+                    g_layers=options.g_layers, d_hidden=options.d_hidden, d_layers=options.d_layers,
+                    mbd_kernels=options.mbd_kernels, mbd_kernel_dim=options.mbd_kernel_dim)
+    G, D = build_models(techniques, cfg)
+    G, D = G.to(device), D.to(device)
+    objective = GANObjective.build(techniques, G, D, smoothing=options.smoothing, ha_weight=options.ha_weight)
+    opt_g = torch.optim.Adam(G.parameters(), lr=options.lr, betas=(options.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=options.lr, betas=(options.beta1, 0.999))
+    scheds = []
+    if options.lr_decay:
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda k: max(0.0, 1.0 - k / options.steps))
+                  for o in (opt_g, opt_d)]
+    reference = None
+    if techniques.virtual_batch_norm:
+        reference = make_reference_noise(options.batch_size, options.noise_dim, gen).to(device)
+    eval_noise = torch.randn(options.num_samples, options.noise_dim, generator=gen).to(device)
+    eval_at = {max(1, round(options.steps * (i + 1) / options.evals)) for i in range(options.evals)}
+
+    def sample_g() -> torch.Tensor:
+        with torch.no_grad():
+            return generate(G, eval_noise, reference).float().cpu()
+
+    history, frames = [], []
+    started = time.time()
+    bar = progress(range(1, options.steps + 1), total=options.steps, desc=f"{techniques.label} seed {seed}",
+                   enabled=show_progress)
+    b = options.batch_size
+    for step in bar:
+        real = mixture.sample(b, generator=gen, device=device)
+        noise_d = torch.randn(b, options.noise_dim, generator=gen).to(device)
+        noise_g = torch.randn(b, options.noise_dim, generator=gen).to(device)
+        stats = gan_step(G, D, opt_g, opt_d, objective, real, noise_d, noise_g, reference_noise=reference)
+        for s in scheds:
+            s.step()
+        check_finite(step, d_loss=stats["d_loss"], g_loss=stats["g_loss"])
+        if step in eval_at:
+            x = sample_g()
+            m = mode_metrics(x, mixture) if bool(torch.isfinite(x).all()) else _nonfinite(mixture)
+            line = {"step": step, **stats, **{k: m[k] for k in ("modes", "high_quality_pct", "reverse_kl")},
+                    "time_s": time.time() - started}
+            run.log(**line)
+            history.append(line)
+            if figures:
+                frames.append((step, x[:1000].numpy(), m["captured"]))
+    train_time = time.time() - started
+
+    samples = sample_g()
+    if not bool(torch.isfinite(samples).all()):
+        raise ConfigError("the generator produced non-finite samples; lower --lr")
+    final = mode_metrics(samples, mixture)
+    target = mixture.sample(options.num_samples, generator=torch.Generator().manual_seed(10_000 + seed))
+    summary = {
+        "dataset": mixture.name, "technique": techniques.label, "seed": seed, "steps": options.steps,
+        "modes": final["modes"], "num_modes": final["num_modes"],
+        "high_quality_pct": final["high_quality_pct"], "reverse_kl": final["reverse_kl"],
+        "energy_distance": energy_distance(samples, target),
+        "sliced_wasserstein": sliced_wasserstein(samples, target,
+                                                 generator=torch.Generator().manual_seed(seed)),
+        "counts": final["counts"], "captured": final["captured"], "train_time_s": train_time,
+    }
+    save_run_state(run, options, {
+        "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        "step": options.steps, "objective": objective.state_dict(), "reference_noise": reference,
+        "eval_noise": eval_noise, "technique": techniques.label, "seed": seed,
+        "rng": capture_rng_state(gen)})
+    if figures:
+        _run_figures(run, summary, samples.numpy(), mixture, frames, history)
+    summary["wall_time_s"] = time.time() - run.started
+    run.write_summary(summary, seed=seed)
+    return {**summary, "samples": samples.numpy().tolist(), "path": str(run.path)}
+
+
+def _nonfinite(mixture: Mixture) -> dict:
+    return {"modes": 0, "high_quality_pct": 0.0, "reverse_kl": math.nan,
+            "captured": [False] * mixture.num_modes}
+
+
+def describe(summary: dict) -> str:
+    return (f"{summary['modes']}/{summary['num_modes']} modes, {summary['high_quality_pct']:.1f}% HQ, "
+            f"rev-KL {summary['reverse_kl']:.3f}")
+
+
+def _run_figures(run: RunDir, summary: dict, samples: np.ndarray, mixture: Mixture, frames, history) -> None:
+    from improved_gan.viz import modes as viz
+
+    title = f"{mixture.name} · {summary['technique']} · seed {summary['seed']}"
+    viz.scatter_modes(run.file("scatter.png"), samples, mixture, summary["captured"],
+                      f"{title}\n{describe(summary)}")
+    viz.density_image(run.file("density.png"), samples, mixture, f"{title}: density of generated samples")
+    viz.training_gif(run.file("training.gif"), frames, mixture, summary["technique"])
+    viz.training_curves(run.file("curves.png"), history, mixture.num_modes, title)
+    rows = [{k: summary[k] for k in ("modes", "num_modes", "high_quality_pct", "reverse_kl",
+                                     "energy_distance", "sliced_wasserstein", "train_time_s")}]
+    write_report(run.file("report.html"), f"Mode collapse: {title}", [
+        Section("Final metrics (PacGAN definitions, see docs/modes.md)", rows=rows),
+        Section("Samples", "2,500 generated samples; circles are 3σ around each mode.",
+                figures=("scatter.png", "density.png")),
+        Section("Training", figures=("curves.png", "training.gif")),
+    ], config=json_config(run))
+
+
+def json_config(run: RunDir) -> dict | None:
+    import json
+
+    path = run.file("config.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def aggregate(summaries: list[dict], keys=SUMMARY_KEYS) -> dict:
+    """Mean and (population) std over seeds of each metric; NaN reverse KLs are left out and counted."""
+    out: dict = {"runs": len(summaries)}
+    for k in keys:
+        vals = np.array([float(s[k]) for s in summaries], dtype=float)
+        finite = vals[np.isfinite(vals)]
+        out[k] = {"mean": float(finite.mean()) if finite.size else math.nan,
+                  "std": float(finite.std()) if finite.size else math.nan,
+                  "values": vals.tolist(), "undefined": int(vals.size - finite.size)}
+    return out
+
+
+def run_jobs(options: TrainOptions, jobs: list[tuple[TechniqueSet, int, Path]], figures: bool,
+             desc: str) -> list[dict]:
+    """Train each (techniques, seed, path); in ``options.workers`` processes when more than one."""
+    if options.workers == 1 or len(jobs) == 1:
+        single = len(jobs) == 1
+        threads = torch.get_num_threads()
+        torch.set_num_threads(options.threads)
+        try:
+            bar = progress(jobs, total=len(jobs), desc=desc, enabled=False if single else None)
+            return [train_one(options, t, s, p, figures, show_progress=None if single else False)
+                    for t, s, p in bar]
+        finally:
+            torch.set_num_threads(threads)
+    ctx = multiprocessing.get_context("spawn")
+    results: list[dict | None] = [None] * len(jobs)
+    pool = concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=ctx, initializer=_worker_init)
+    with pool as ex:
+        futures = {ex.submit(train_one, options, t, s, p, figures, False): i
+                   for i, (t, s, p) in enumerate(jobs)}
+        for fut in progress(concurrent.futures.as_completed(futures), total=len(jobs), desc=desc):
+            results[futures[fut]] = fut.result()
+    return results  # type: ignore[return-value]
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def run(options: Options) -> Path:
+    techniques = parse_techniques(options.technique)
+    out = Path(options.out) if options.out else default_run_path("modes")
+    root = RunDir(out)
+    root.write_config(to_dict(options))
+    mixture = mixture_for(options)
+    seeds = [options.seed + i for i in range(options.seeds)]
+    jobs = [(techniques, s, out / f"seed-{s}") for s in seeds]
+    results = run_jobs(options, jobs, figures=True, desc=f"modes {mixture.name}")
+    for r in results:
+        root.log(**{k: r[k] for k in ("seed", "modes", "num_modes", "high_quality_pct", "reverse_kl",
+                                      "energy_distance", "sliced_wasserstein", "wall_time_s")})
+    agg = aggregate(results)
+    root.write_summary({"dataset": mixture.name, "technique": techniques.label, "seeds": seeds,
+                        "num_modes": mixture.num_modes, **agg}, seed=options.seed)
+    rows = [{"seed": r["seed"], "modes": f"{r['modes']}/{r['num_modes']}",
+             "high_quality_pct": r["high_quality_pct"], "reverse_kl": r["reverse_kl"],
+             "energy_distance": r["energy_distance"], "wall_time_s": r["wall_time_s"]} for r in results]
+    mean_row = {"seed": "mean ± std", **{k: f"{agg[k]['mean']:.3g} ± {agg[k]['std']:.2g}"
+                                         for k in ("modes", "high_quality_pct", "reverse_kl",
+                                                   "energy_distance", "wall_time_s")}}
+    sections = [Section(f"{techniques.label} on {mixture.name}, {len(seeds)} seed(s)",
+                        "Modes captured: modes with at least one sample within 3σ; high quality: within 3σ "
+                        "of the nearest mode; reverse KL: KL(high-quality histogram ‖ mixing weights).",
+                        rows=rows + [mean_row])]
+    for r in results:
+        rel = Path(r["path"]).relative_to(out)
+        sections.append(Section(f"seed {r['seed']}: {describe(r)}",
+                                figures=tuple(str(rel / f) for f in ("scatter.png", "density.png",
+                                                                      "curves.png", "training.gif"))))
+    write_report(root.file("report.html"), f"Mode collapse: {techniques.label} on {mixture.name}", sections,
+                 config=to_dict(options))
+    return out

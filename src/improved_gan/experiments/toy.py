@@ -1,6 +1,11 @@
 """The 1D study: an MLP generator learns a normal distribution (or a 1D mixture) while the discriminator's
 decision boundary is drawn; ``--compare`` runs baseline, feature matching and minibatch discrimination
-with the same seeds and writes the figures, GIFs, tables and report."""
+with the same seeds and writes the figures, GIFs, tables and report.
+
+Under ``torchrun --nproc_per_node N -m improved_gan toy ...`` the same command trains on N processes:
+``--batch-size`` is the global batch (each rank draws it from the same seeded stream and trains on its
+slice), G and D are wrapped in DistributedDataParallel, losses are averaged over ranks, and rank 0 alone
+draws the figures and writes the run directory (see docs/distributed.md)."""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ import torch
 from improved_gan.config import option, to_dict
 from improved_gan.data.toy import SPEC_HELP, Mixture1D, parse_target
 from improved_gan.errors import ConfigError
+from improved_gan.metrics.toy import toy_metrics
 from improved_gan.models.toy import ToyDiscriminator, ToyGenerator
 from improved_gan.techniques.selection import TechniqueSet, parse_techniques, split_variants
+from improved_gan.train import distributed
+from improved_gan.train import distributed_ops as dops
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
 from improved_gan.train.progress import progress
 from improved_gan.train.rundir import RunDir, default_run_path, write_json_atomic
-from improved_gan.metrics.toy import toy_metrics
 from improved_gan.viz import toy as toy_viz
 from improved_gan.viz.report import Section, markdown_table, write_report
 
@@ -36,9 +43,9 @@ class Options:
                             "label-smoothing, virtual-batch-norm")
     compare: bool = option(False, "run every variant of --compare-variants with the same seed and compare")
     compare_variants: str = option(COMPARE_DEFAULT, "variants for --compare, separated by ';'")
-    steps: int = option(2000, "training iterations (one D step + one G step each)")
+    steps: int = option(3000, "training iterations (one D step + one G step each)")
     batch_size: int = option(128, "samples per batch (real and generated each)")
-    noise: str = option("uniform", "noise distribution fed to G", choices=("uniform", "normal"))
+    noise: str = option("normal", "noise distribution fed to G", choices=("uniform", "normal"))
     noise_range: float = option(1.0, "uniform noise on [-r, r], or the std of normal noise")
     noise_dim: int = option(1, "noise dimension")
     g_hidden: int = option(32, "width of G's hidden layers")
@@ -58,17 +65,25 @@ class Options:
     ha_weight: float = option(1e-2, "historical averaging: penalty weight lambda")
     vbn_reference: int = option(128, "virtual batch norm: size of the fixed reference noise batch")
     log_every: int = option(20, "log metrics every N steps")
-    frames: int = option(40, "frames in each training GIF")
+    frames: int = option(30, "frames in each training GIF")
     eval_samples: int = option(10000, "G samples used for the final metrics")
     seed: int = option(0, "random seed (same seed, same numbers on CPU)")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     threads: int = option(1, "torch CPU threads (0 = torch default; these tiny MLPs run fastest on 1)")
+    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
+                           "to one process) or each rank's slice", choices=dops.SCOPES)
+    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
+                          "process) or per-rank means", choices=dops.SCOPES)
+    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
+                                 "silent rank ends every process with an error")
     out: str = option("", "run directory (default runs/<timestamp>-toy)")
 
     def check(self) -> None:
         parse_target(self.target)
-        for spec in (split_variants(self.compare_variants) if self.compare else [parse_techniques(self.technique)]):
-            del spec
+        if self.compare:
+            split_variants(self.compare_variants)
+        else:
+            parse_techniques(self.technique)
         positive = ("steps", "batch_size", "noise_dim", "g_hidden", "g_layers", "d_hidden", "d_layers",
                     "log_every", "frames", "eval_samples", "mbd_kernels", "mbd_kernel_dim", "vbn_reference")
         for name in positive:
@@ -84,6 +99,8 @@ class Options:
             raise ConfigError(f"option 'feature_layer' must be in [-{self.d_layers}, {self.d_layers - 1}]")
         if self.pretrain_steps < 0 or self.threads < 0:
             raise ConfigError("options 'pretrain_steps' and 'threads' must be >= 0")
+        if self.dist_timeout <= 0:
+            raise ConfigError("option 'dist_timeout' must be > 0 seconds")
 
 
 @dataclasses.dataclass
@@ -92,6 +109,7 @@ class VariantResult:
     metrics: dict[str, float]
     history: list[dict]
     snapshots: list[toy_viz.Snapshot]
+    models: dict | None = None  # the trained "G" and "D" (unwrapped) and the "objective" (technique state)
 
 
 def _noise(opts: Options, n: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -128,19 +146,33 @@ def pretrain_discriminator(D: ToyDiscriminator, target: Mixture1D, opts: Options
         opt.step()
 
 
-def train_variant(opts: Options, target: Mixture1D, techniques: TechniqueSet, run: RunDir) -> VariantResult:
-    device = torch.device(opts.device)
-    torch.manual_seed(opts.seed)  # same initial weights for every variant of a comparison
-    gen = torch.Generator().manual_seed(opts.seed)
+def train_variant(opts: Options, target: Mixture1D, techniques: TechniqueSet, run: RunDir,
+                  ctx: distributed.DistContext | None = None) -> VariantResult:
+    """Train one variant. With a distributed ``ctx`` every rank runs this; only rank 0 draws snapshots
+    and computes the final metrics (the other ranks return empty ones)."""
+    ctx = ctx or distributed.DistContext(device=torch.device(opts.device))
+    device = ctx.device if ctx.distributed else torch.device(opts.device)
+    ctx.check_batch("batch_size", opts.batch_size)
+    torch.manual_seed(opts.seed)  # same initial weights for every variant of a comparison (and every rank)
+    gen = torch.Generator().manual_seed(opts.seed)  # the same stream on every rank; each keeps its slice
     G = ToyGenerator(opts.noise_dim, opts.g_hidden, opts.g_layers, techniques.virtual_batch_norm).to(device)
-    D = ToyDiscriminator(opts.d_hidden, opts.d_layers, opts.feature_layer, techniques.minibatch_discrimination,
-                         opts.mbd_kernels, opts.mbd_kernel_dim).to(device)
+    mbd = techniques.minibatch_discrimination
+    D = ToyDiscriminator(opts.d_hidden, opts.d_layers, opts.feature_layer, mbd, opts.mbd_kernels,
+                         opts.mbd_kernel_dim).to(device)
     reference = _noise(opts, opts.vbn_reference, gen, device) if techniques.virtual_batch_norm else None
+    if reference is not None:
+        reference = distributed.broadcast_tensor(reference, ctx)  # rank 0's reference batch everywhere
     objective = GANObjective.build(techniques, G, D, smoothing=opts.smoothing, ha_weight=opts.ha_weight,
                                    fm_variant=opts.fm_variant, fm_reduction=opts.fm_reduction)
     opt_g, opt_d = _optimizer(opts, G.parameters()), _optimizer(opts, D.parameters())
     if opts.pretrain_steps:
         pretrain_discriminator(D, target, opts, gen, device)
+    # Several ranks: D's pre-training ran identically everywhere, rank 0's weights win; wrap after.
+    distributed.broadcast_module_(D, ctx)
+    G_train, D_train = distributed.wrap_ddp(G, ctx), distributed.wrap_ddp(D, ctx)
+    hooks = dops.enable_global_minibatch(D, ctx) if opts.dist_mbd == "global" else []
+    if ctx.distributed:
+        objective = dops.distributed_objective(objective, ctx, opts.dist_fm)
 
     eval_gen = torch.Generator().manual_seed(opts.seed + 1)
     frame_noise = _noise(opts, 2000, eval_gen, device)
@@ -155,22 +187,33 @@ def train_variant(opts: Options, target: Mixture1D, techniques: TechniqueSet, ru
         return toy_viz.Snapshot(step, samples, grid, d_values)
 
     frame_steps = set(np.linspace(0, opts.steps, opts.frames).round().astype(int).tolist())
-    snapshots = [snapshot(0)] if 0 in frame_steps else []
+    snapshots = [snapshot(0)] if 0 in frame_steps and ctx.is_main else []
     history = []
     name = techniques.label
     start = time.time()
-    for step in progress(range(1, opts.steps + 1), total=opts.steps, desc=name):
-        real = target.sample(opts.batch_size, gen, device)
-        stats = gan_step(G, D, opt_g, opt_d, objective, real, _noise(opts, opts.batch_size, gen, device),
-                         _noise(opts, opts.batch_size, gen, device), reference_noise=reference)
+    for step in progress(range(1, opts.steps + 1), total=opts.steps, desc=name,
+                         enabled=None if ctx.is_main else False):
+        real = ctx.shard(target.sample(opts.batch_size, gen, device))
+        noise_d = ctx.shard(_noise(opts, opts.batch_size, gen, device))
+        noise_g = ctx.shard(_noise(opts, opts.batch_size, gen, device))
+        stats = gan_step(G_train, D_train, opt_g, opt_d, objective, real, noise_d, noise_g,
+                         reference_noise=reference)
+        stats = distributed.reduce_mean(stats, ctx)  # every rank logs and checks the same numbers
         check_finite(step, **{k: v for k, v in stats.items() if k.endswith("loss")})
         if step % opts.log_every == 0 or step == opts.steps:
             record = {"variant": name, "step": step, **stats}
             history.append(record)
             run.log(**record)
-        if step in frame_steps:
-            snapshots.append(snapshot(step))
+        if step in frame_steps and ctx.is_main:
+            with dops.local_only():
+                snapshots.append(snapshot(step))
     train_time = time.time() - start
+    for hook in hooks:
+        hook.remove()
+    distributed.assert_in_sync(G, ctx, "G")
+    distributed.assert_in_sync(D, ctx, "D")
+    if not ctx.is_main:
+        return VariantResult(name, {}, history, snapshots, {"G": G, "D": D, "objective": objective})
 
     with torch.no_grad():
         samples = generate(G, _noise(opts, opts.eval_samples, eval_gen, device), reference).cpu().numpy()
@@ -179,7 +222,7 @@ def train_variant(opts: Options, target: Mixture1D, techniques: TechniqueSet, ru
                                   context).cpu().numpy()
     metrics = toy_metrics(samples, target, d_support)
     metrics["wall_time_s"] = train_time
-    return VariantResult(name, metrics, history, snapshots)
+    return VariantResult(name, metrics, history, snapshots, {"G": G, "D": D, "objective": objective})
 
 
 def _write_variant(run: RunDir, target: Mixture1D, result: VariantResult) -> list[str]:
@@ -194,15 +237,25 @@ def _write_variant(run: RunDir, target: Mixture1D, result: VariantResult) -> lis
     return files
 
 
-def run(opts: Options) -> Path:
+def run(opts: Options) -> Path | None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
+    with distributed.session(opts.device, opts.dist_timeout) as ctx:
+        path = distributed.broadcast_object(str(opts.out or default_run_path("toy")), ctx)
+        run_dir = RunDir(path, enabled=ctx.is_main)
+        _run(opts, run_dir, ctx)
+        distributed.barrier(ctx)  # every process ends after rank 0 has written the run directory
+    return run_dir.path if ctx.is_main else None  # (the CLI prints the path once)
+
+
+def _run(opts: Options, run_dir: RunDir, ctx: distributed.DistContext) -> None:
     target = parse_target(opts.target)
     variants = split_variants(opts.compare_variants) if opts.compare else [parse_techniques(opts.technique)]
-    run_dir = RunDir(opts.out or default_run_path("toy"))
     run_dir.write_config(to_dict(opts))
     start = time.time()
-    results = [train_variant(opts, target, techniques, run_dir) for techniques in variants]
+    results = [train_variant(opts, target, techniques, run_dir, ctx) for techniques in variants]
+    if not ctx.is_main:
+        return
 
     sections = []
     rows = [{"variant": r.name, **r.metrics} for r in results]
@@ -211,7 +264,8 @@ def run(opts: Options) -> Path:
     sections.append(Section("Results", f"Target {target.spec}; {opts.steps} steps, batch {opts.batch_size}, "
                             f"seed {opts.seed}. W1: Wasserstein-1 to the target; KS: Kolmogorov-Smirnov "
                             "statistic; JS: histogram Jensen-Shannon divergence (nats); d_flatness: mean "
-                            "|D(x) - 0.5| over the target's 3-sigma support.", rows=rows, columns=METRIC_COLUMNS))
+                            "|D(x) - 0.5| over the target's 3-sigma support.", rows=rows,
+                            columns=METRIC_COLUMNS))
     if len(results) > 1:
         toy_viz.save_comparison_figure({r.name: r.snapshots[-1] for r in results}, target,
                                        run_dir.file("comparison.png"))
@@ -220,7 +274,7 @@ def run(opts: Options) -> Path:
         sections.append(Section(r.name, figures=_write_variant(run_dir, target, r)))
     summary = run_dir.write_summary({"command": "toy", "target": target.spec,
                                      "variants": {r.name: r.metrics for r in results},
-                                     "wall_time_s": time.time() - start}, seed=opts.seed)
+                                     "wall_time_s": time.time() - start, "world_size": ctx.world_size},
+                                    seed=opts.seed)
     write_report(run_dir.file("report.html"), f"1D study: {target.spec}", sections, config=to_dict(opts))
     del summary
-    return run_dir.path

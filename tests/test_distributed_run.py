@@ -1,0 +1,105 @@
+"""The toy command under torchrun (2 gloo ranks), failures that must end every process with an error
+instead of hanging (a killed rank, a rendezvous that never completes), and the environment detection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _dist  # noqa: E402
+
+from improved_gan.train import distributed as dd  # noqa: E402
+
+TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
+TOY = ["-m", "improved_gan", "toy", "--frames", "2", "--eval-samples", "200", "--batch-size", "32"]
+
+
+def test_toy_under_torchrun(tmp_path):
+    out = tmp_path / "run"
+    launcher_vars = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launcher_vars}
+    env["OMP_NUM_THREADS"] = "1"
+    techniques = "minibatch-discrimination,feature-matching,historical-averaging"
+    cmd = [TORCHRUN, "--nproc_per_node", "2", "--master_port", str(_dist.free_port()), *TOY, "--steps", "20",
+           "--log-every", "5", "--technique", techniques, "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("run directory:") == 1  # printed by rank 0 only
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 10, 15, 20]  # written once, by rank 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert (out / "report.html").is_file() and (out / "config.json").is_file()
+    assert not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("victim", [1, 0])
+def test_killed_rank_ends_the_other_with_an_error(tmp_path, victim):
+    out = tmp_path / "run"
+    args = [*TOY, "--steps", "1000000", "--log-every", "1", "--dist-timeout", "60", "--out", str(out)]
+    procs = _dist.start(args)
+    deadline = time.monotonic() + 90
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").stat().st_size > 0):
+        assert time.monotonic() < deadline, "training did not start"
+        assert all(p.poll() is None for p, _ in procs), "a rank exited before training started"
+        time.sleep(0.2)
+    procs[victim][0].send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    finished = _dist.wait(procs, timeout=45)  # raises (and kills both) on a hang
+    survivor = finished[1 - victim]
+    assert finished[victim].returncode == -signal.SIGKILL
+    assert survivor.returncode == 2, survivor.output[-3000:]
+    assert f"rank {1 - victim} of 2 lost contact" in survivor.output
+    assert time.monotonic() - t0 < 45
+
+
+def test_rendezvous_that_never_completes_is_an_error():
+    procs = _dist.start([*TOY, "--steps", "5", "--dist-timeout", "3"], ranks=[1])  # rank 0 never comes
+    (finished,) = _dist.wait(procs, timeout=60)
+    assert finished.returncode == 2, finished.output[-3000:]
+    assert "error: rank 1 of 2 could not join the process group" in finished.output
+
+
+def test_detect_env():
+    assert dd.detect_env({}) is None
+    assert dd.detect_env({"WORLD_SIZE": "1", "RANK": "0"}) is None
+    env = dd.detect_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h",
+                         "MASTER_PORT": "9"})
+    assert env == dd.DistEnv(2, 4, 0, "h", 9)
+    with pytest.raises(dd.DistributedError, match="MASTER_ADDR"):
+        dd.detect_env({"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "1"})
+    with pytest.raises(dd.DistributedError, match="outside"):
+        dd.detect_env({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"})
+
+
+def test_single_process_context_is_a_no_op():
+    ctx = dd.init("cpu", environ={})
+    assert not ctx.distributed and ctx.is_main
+    m = torch.nn.Linear(2, 2)
+    assert dd.wrap_ddp(m, ctx) is m and dd.unwrap(m) is m
+    x = torch.arange(6.0).view(3, 2)
+    assert ctx.shard(x) is x
+    assert dd.reduce_mean({"a": 1.5}, ctx) == {"a": 1.5}
+    from improved_gan.train import distributed_ops as ops
+
+    g, sl = ops.all_gather_with_grad(x, ctx)
+    assert g is x and sl == slice(0, 3)
+    assert ops.enable_global_minibatch(m, ctx) == []
+
+
+def test_local_slices_and_batch_checks():
+    ctx = dd.DistContext(rank=1, world_size=2)
+    assert ctx.local_slice(8) == slice(4, 8)
+    with pytest.raises(dd.DistributedError, match="divisible"):
+        ctx.local_slice(7)
+    with pytest.raises(dd.DistributedError, match="fewer than 2"):
+        ctx.check_batch("batch_size", 2)

@@ -61,6 +61,8 @@ class _WeightNorm(nn.Module):
     def weight(self) -> torch.Tensor:
         """w = g · v / ‖v‖, norms per output unit."""
         v = self.weight_v
+        if self._norm_dims == tuple(range(1, v.dim())):  # norms over all dims but 0: torch's fused kernel
+            return torch._weight_norm(v, self.weight_g.view(self._g_shape), 0)  # same formula, ~2x faster
         norm = v.pow(2).sum(dim=self._norm_dims, keepdim=True).sqrt()
         return v * (self.weight_g.view(self._g_shape) / norm)
 

@@ -62,10 +62,11 @@ class AdamEpsInSqrt(torch.optim.Optimizer):
             torch._foreach_lerp_(m, grads, 1 - b1)
             torch._foreach_mul_(v, b2)
             torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-            denom = torch._foreach_mul(v, 1.0 / (1 - b2 ** t))
-            torch._foreach_add_(denom, group["eps"])
+            # sqrt(v/c2 + eps) = sqrt(v + eps·c2)/sqrt(c2): one pass fewer over the parameters
+            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+            denom = torch._foreach_add(v, group["eps"] * c2)
             torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"] / (1 - b1 ** t))
+            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"] * math.sqrt(c2) / c1)
 
 
 class ParamEMA:

@@ -1,5 +1,6 @@
-"""Ablation on a mode-collapse benchmark: the baseline, each of the paper's techniques alone, and all of
-them together, over K seeds, with the same model, data and seeds for every variant.
+"""Ablation on a 2-D mode-collapse benchmark: baseline, each technique alone, all together, over K seeds.
+
+Every variant uses the same model, data and seeds.
 
 Writes ``table.md`` and ``table.json`` (mean ± std over seeds of modes captured, high-quality %,
 reverse KL, energy distance and wall time per variant), ``panels.png`` (the first seed's samples, one

@@ -35,8 +35,8 @@ class MLPConfig:
     g_layers: int = 3
     d_hidden: int = 128
     d_layers: int = 2
-    mbd_kernels: int = 100
-    mbd_kernel_dim: int = 5
+    mbd_kernels: int = 5
+    mbd_kernel_dim: int = 3
 
 
 class Generator(nn.Module):

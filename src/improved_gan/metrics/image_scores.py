@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,9 @@ def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance_from_stats(mu_a, sigma_a, mu_b, sigma_b) -> float:
     diff = mu_a - mu_b
-    covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
+    with warnings.catch_warnings():  # a singular product (degenerate features) is handled just below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
     if not np.isfinite(covmean).all():  # singular product: regularise as in the reference implementation
         eps = 1e-6 * np.eye(sigma_a.shape[0])
         covmean = scipy.linalg.sqrtm((sigma_a + eps) @ (sigma_b + eps))

@@ -99,7 +99,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, fake_data, monkeypat
 @pytest.mark.skipif(not os.environ.get("IMPROVED_GAN_DATA"), reason="IMPROVED_GAN_DATA is not set")
 def test_kill_9_then_resume_matches_uninterrupted(tmp_path):
     """The real MNIST files; the killed run is a CLI subprocess, reference and resume run in-process."""
-    opts = {**TINY, "epochs": 4}
+    opts = {**TINY, "epochs": 8}
     ref = ssl.run(Options(**opts, out=str(tmp_path / "ref")))
     args = [f"--{k.replace('_', '-')}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
             for k, v in opts.items() if k != "progress"] + ["--no-progress"]

@@ -188,10 +188,14 @@ def distributed_objective(base: GANObjective, ctx: DistContext,
 
 class GlobalBatchHook:
     """Forward hooks that make ``module`` see the global batch: the input is gathered (with gradient)
-    before the module runs and the output is cut back to this rank's rows."""
+    before the module runs and the output is cut back to this rank's rows.
 
-    def __init__(self, module: nn.Module, ctx: DistContext):
-        self.ctx = ctx
+    ``equal_sizes=True`` (default) assumes every rank holds as many rows as this one, which the trainers
+    guarantee (:meth:`DistContext.local_slice` splits the global batch evenly), and saves one collective
+    per call; a mismatch makes gloo raise rather than mix rows. ``False`` exchanges the sizes first."""
+
+    def __init__(self, module: nn.Module, ctx: DistContext, equal_sizes: bool = True):
+        self.ctx, self.equal_sizes = ctx, equal_sizes
         self._slices: list[slice | None] = []
         self.handles = [module.register_forward_pre_hook(self._before),
                         module.register_forward_hook(self._after)]
@@ -200,7 +204,9 @@ class GlobalBatchHook:
         if not active(self.ctx) or getattr(module, "init_mode", False):
             self._slices.append(None)
             return None
-        gathered, local = all_gather_with_grad(args[0], self.ctx)
+        x = args[0]
+        sizes = (x.shape[0],) * self.ctx.world_size if self.equal_sizes else None
+        gathered, local = all_gather_with_grad(x, self.ctx, sizes)
         self._slices.append(local)
         return (gathered, *args[1:])
 
@@ -213,12 +219,14 @@ class GlobalBatchHook:
             h.remove()
 
 
-def enable_global_minibatch(model: nn.Module, ctx: DistContext) -> list[GlobalBatchHook]:
+def enable_global_minibatch(model: nn.Module, ctx: DistContext, equal_sizes: bool = True
+                            ) -> list[GlobalBatchHook]:
     """Hook every :class:`MinibatchDiscrimination` layer of ``model`` (global mode); returns the hooks
     (remove them to go back to per-rank mode). No hooks on a single process."""
     if not ctx.distributed:
         return []
-    return [GlobalBatchHook(m, ctx) for m in model.modules() if isinstance(m, MinibatchDiscrimination)]
+    return [GlobalBatchHook(m, ctx, equal_sizes) for m in model.modules()
+            if isinstance(m, MinibatchDiscrimination)]
 
 
 # ------------------------------------------------------------------------- synchronised batch norm

@@ -46,6 +46,24 @@ def test_identical_sets_give_zero_fid_and_kid():
     assert abs(kid) < 0.02 and shifted > 20 * abs(kid)
 
 
+def test_fid_matches_matrix_square_root_and_handles_singular_covariances():
+    import numpy as np
+    import scipy.linalg
+
+    from improved_gan.metrics.image_scores import feature_statistics, frechet_distance_from_stats
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(500, 6, generator=g), torch.randn(500, 6, generator=g) * 2 + 1
+    mu_a, s_a = feature_statistics(a)
+    mu_b, s_b = feature_statistics(b)
+    root = np.real(scipy.linalg.sqrtm(s_a @ s_b))
+    ref = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b) - 2 * np.trace(root)
+    assert frechet_distance_from_stats(mu_a, s_a, mu_b, s_b) == pytest.approx(ref, rel=1e-8)
+    dead = torch.cat([a, torch.zeros(500, 3)], 1)  # three features always 0 -> singular covariance
+    assert frechet_distance(dead, dead) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(dead, torch.cat([b, torch.zeros(500, 3)], 1)) == pytest.approx(ref, rel=1e-6)
+
+
 def test_fid_of_shifted_gaussian_is_squared_shift():
     g = torch.Generator().manual_seed(1)
     a = torch.randn(20000, 4, generator=g)

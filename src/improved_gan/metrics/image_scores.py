@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +61,21 @@ def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(0), np.cov(f, rowvar=False)
 
 
+def _trace_sqrt_product(sigma_a: np.ndarray, sigma_b: np.ndarray) -> float:
+    """Tr((Σ_a Σ_b)^{1/2}) = Σ sqrt(eig(Σ_a^{1/2} Σ_b Σ_a^{1/2})): the eigenvalues of Σ_a Σ_b equal those
+    of the symmetric PSD matrix Σ_a^{1/2} Σ_b Σ_a^{1/2}, so symmetric eigensolvers give the trace
+    without a general matrix square root and stay exact when the covariances are singular (dead ReLU
+    features of the classifier make them so)."""
+    w, U = scipy.linalg.eigh(sigma_a)
+    root_a = (U * np.sqrt(np.clip(w, 0.0, None))) @ U.T
+    inner = root_a @ sigma_b @ root_a
+    ev = scipy.linalg.eigvalsh((inner + inner.T) / 2.0)
+    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+
+
 def frechet_distance_from_stats(mu_a, sigma_a, mu_b, sigma_b) -> float:
     diff = mu_a - mu_b
-    with warnings.catch_warnings():  # a singular product (degenerate features) is handled just below
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
-    if not np.isfinite(covmean).all():  # singular product: regularise as in the reference implementation
-        eps = 1e-6 * np.eye(sigma_a.shape[0])
-        covmean = scipy.linalg.sqrtm((sigma_a + eps) @ (sigma_b + eps))
-    covmean = np.real(covmean)
-    value = diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * np.trace(covmean)
+    value = diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * _trace_sqrt_product(sigma_a, sigma_b)
     return float(max(value, 0.0))  # tiny negative values are round-off
 
 

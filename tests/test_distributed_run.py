@@ -42,31 +42,50 @@ def test_toy_under_torchrun(tmp_path):
     assert not list(out.glob(".*tmp*"))
 
 
-@pytest.mark.parametrize("victim", [1, 0])
-def test_killed_rank_ends_the_other_with_an_error(tmp_path, victim):
-    out = tmp_path / "run"
-    args = [*TOY, "--steps", "1000000", "--log-every", "1", "--dist-timeout", "60", "--out", str(out)]
-    procs = _dist.start(args)
-    deadline = time.monotonic() + 90
-    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").stat().st_size > 0):
+@pytest.fixture(scope="module")
+def failures(tmp_path_factory):
+    """Three jobs at once (to keep the wall time down): two 2-rank toy runs, in which rank 1 and rank 0
+    respectively are killed with SIGKILL once training has started, and a lone rank 1 whose rank 0 never
+    comes (3 s timeout)."""
+    root = tmp_path_factory.mktemp("failures")
+    lone = _dist.start([*TOY, "--steps", "5", "--dist-timeout", "3"], ranks=[1])
+    jobs = {}
+    for victim in (1, 0):
+        out = root / f"kill{victim}"
+        args = [*TOY, "--steps", "1000000", "--log-every", "1", "--dist-timeout", "60", "--out", str(out)]
+        jobs[victim] = (out, _dist.start(args))
+    deadline = time.monotonic() + 120
+    killed_at = {}
+    while len(killed_at) < len(jobs):
         assert time.monotonic() < deadline, "training did not start"
-        assert all(p.poll() is None for p, _ in procs), "a rank exited before training started"
+        for victim, (out, procs) in jobs.items():
+            if victim in killed_at:
+                continue
+            assert all(p.poll() is None for p, _ in procs), "a rank exited before training started"
+            metrics = out / "metrics.jsonl"
+            if metrics.is_file() and metrics.stat().st_size > 0:
+                procs[victim][0].send_signal(signal.SIGKILL)
+                killed_at[victim] = time.monotonic()
         time.sleep(0.2)
-    procs[victim][0].send_signal(signal.SIGKILL)
-    t0 = time.monotonic()
-    finished = _dist.wait(procs, timeout=45)  # raises (and kills both) on a hang
-    survivor = finished[1 - victim]
-    assert finished[victim].returncode == -signal.SIGKILL
+    finished = {victim: _dist.wait(procs, timeout=45) for victim, (_, procs) in jobs.items()}  # fail on hang
+    seconds = {victim: time.monotonic() - t for victim, t in killed_at.items()}
+    return finished, seconds, _dist.wait(lone, timeout=60)[0]
+
+
+@pytest.mark.parametrize("victim", [1, 0])
+def test_killed_rank_ends_the_other_with_an_error(failures, victim):
+    finished, seconds, _ = failures
+    survivor = finished[victim][1 - victim]
+    assert finished[victim][victim].returncode == -signal.SIGKILL
     assert survivor.returncode == 2, survivor.output[-3000:]
     assert f"rank {1 - victim} of 2 lost contact" in survivor.output
-    assert time.monotonic() - t0 < 45
+    assert seconds[victim] < 45
 
 
-def test_rendezvous_that_never_completes_is_an_error():
-    procs = _dist.start([*TOY, "--steps", "5", "--dist-timeout", "3"], ranks=[1])  # rank 0 never comes
-    (finished,) = _dist.wait(procs, timeout=60)
-    assert finished.returncode == 2, finished.output[-3000:]
-    assert "error: rank 1 of 2 could not join the process group" in finished.output
+def test_rendezvous_that_never_completes_is_an_error(failures):
+    lone = failures[2]
+    assert lone.returncode == 2, lone.output[-3000:]
+    assert "error: rank 1 of 2 could not join the process group" in lone.output
 
 
 def test_detect_env():

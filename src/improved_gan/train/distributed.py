@@ -283,6 +283,32 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def seed_rank_rng(seed: int, ctx: DistContext) -> None:
+    """Give each rank its own global torch RNG stream (dropout, Gaussian-noise layers) after the models
+    were initialised identically; a no-op on one process, so single-process runs are unchanged."""
+    if ctx.distributed:
+        torch.manual_seed(seed + 1_000_003 * (ctx.rank + 1))
+
+
+def gather_rng_states(ctx: DistContext) -> list[torch.Tensor] | None:
+    """Every rank's global torch RNG state (for rank 0's checkpoint); None on one process."""
+    if not ctx.distributed:
+        return None
+    states: list = [None] * ctx.world_size
+    dist.all_gather_object(states, torch.get_rng_state())
+    return states
+
+
+def restore_rank_rng(states: list[torch.Tensor] | None, ctx: DistContext) -> None:
+    """Put back this rank's global RNG state saved by :func:`gather_rng_states`."""
+    if states is None or not ctx.distributed:
+        return
+    if len(states) != ctx.world_size:
+        raise DistributedError(f"the checkpoint was written by {len(states)} processes; resume it with "
+                               f"the same number (now {ctx.world_size})")
+    torch.set_rng_state(states[ctx.rank])
+
+
 def gather_flat(module: nn.Module, ctx: DistContext) -> list[torch.Tensor]:
     """Every rank's parameters, flattened (for checking that ranks agree)."""
     flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])

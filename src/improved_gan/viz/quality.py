@@ -31,6 +31,10 @@ def save_score_curves(rows: Sequence[dict], path: str | Path, title: str,
         if key == "score_mean" and ceiling is not None:
             ax.axhline(ceiling, color="gray", ls="--", label="real test set")
             ax.legend()
+        if key == "fid" and rows and min(r[key] for r in rows) > 0:
+            ax.set_yscale("log")  # the untrained generator's value would flatten the rest
+        if key == "kid_mean":
+            ax.set_yscale("symlog", linthresh=1e-3)  # KID's unbiased estimate can be slightly negative
         ax.set_xlabel("training step")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)

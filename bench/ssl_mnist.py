@@ -62,20 +62,22 @@ def summarize(runs: list[Path], title: str) -> dict:
         per_run.append({
             "run": str(run), "seed": config.get("seed"), "supervised_only": config.get("supervised_only"),
             "epochs": last["epoch"], "errors": last["test_errors"], "errors_ema": last["test_errors_ema"],
-            "best_ema": min(r["test_errors_ema"] for r in rows), "wall_s": last["elapsed_s"],
+            "best_ema": min(r["test_errors_ema"] for r in rows), "best": min(r["test_errors"] for r in rows),
+            "wall_s": last["elapsed_s"],
             "s_per_epoch": last["elapsed_s"] / max(last["epoch"], 1e-9),
             "reach": {str(t): {"current": first_reach(rows, "test_errors", t),
                                "ema": first_reach(rows, "test_errors_ema", t)} for t in (200, 150, 100)},
             "finished": (run / "summary.json").exists(),
         })
     print(f"\n## {title}\n")
-    print("| run | seed | epochs | test errors (current D) | test errors (EMA) | best EMA | wall time | "
-          "s/epoch | reach 200 (EMA) | reach 150 (EMA) | reach 100 (EMA) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | seed | epochs | test errors (current D) | test errors (EMA) | best D | best EMA "
+          "| wall time | s/epoch | reach 200 (EMA) | reach 150 (EMA) | reach 100 (EMA) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in per_run:
-        state = "" if r["finished"] else " (running)"
+        state = "" if r["finished"] else " (unfinished)"
         print(f"| {Path(r['run']).name}{state} | {r['seed']} | {r['epochs']:g} | "
-              f"{r['errors']} | {r['errors_ema']} | {r['best_ema']} | {r['wall_s'] / 60:.1f} min | "
+              f"{r['errors']} | {r['errors_ema']} | {r['best']} | {r['best_ema']} | "
+              f"{r['wall_s'] / 60:.1f} min | "
               f"{r['s_per_epoch']:.0f} | {r['reach']['200']['ema']} | {r['reach']['150']['ema']} | "
               f"{r['reach']['100']['ema']} |")
     cur = [r["errors"] for r in per_run]

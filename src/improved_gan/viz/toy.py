@@ -105,7 +105,7 @@ def save_loss_figure(history: Sequence[dict], title: str, path: str | Path,
     ax2.set_ylim(0, 1)
     ax2.set_xlabel("step")
     ax2.set_ylabel("mean D output")
-    ax2.set_title(f"{title}: D on real and generated batches")
+    ax2.set_title(f"{title}: mean D(x), D(G(z))")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path)

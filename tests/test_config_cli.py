@@ -114,3 +114,19 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "toy" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "improved_gan", "--version"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("improved-gan ")
+
+
+def test_progress_bar_quiet_off_terminal():
+    from improved_gan.train.progress import progress
+
+    assert progress(range(3)).disable  # pytest's stderr is not a terminal
+    assert not progress(range(3), enabled=True).disable

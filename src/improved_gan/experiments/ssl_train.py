@@ -272,5 +272,6 @@ class SSLTrainer:
             self.opt_g.load_state_dict(s["opt_g"])
         self.ema.load_state_dict(s["ema"])
         self.step, self.epoch, self.pos = int(s["step"]), int(s["epoch"]), int(s["pos"])
-        self.plan, self.fixed_z = s["plan"], s["fixed_z"]
+        self.plan = s["plan"]
+        self.fixed_z = s["fixed_z"].to(self.device) if s["fixed_z"] is not None else None
         self.acc = s["acc"].clone()

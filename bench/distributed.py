@@ -48,7 +48,7 @@ def trainer_args(args, out: Path, threads: int) -> list[str]:
                 "--threads", str(threads), "--out", str(out)]
     return ["ssl", "--epochs", "1", "--max-steps", str(args.steps), "--iters-per-epoch", str(args.steps),
             "--batch-size", str(args.batch_size), "--test-subset", "1000", "--threads", str(threads),
-            "--out", str(out)]
+            "--no-samples", "--no-progress", "--out", str(out)]
 
 
 def train_seconds(summary: dict, trainer: str) -> float:
@@ -86,19 +86,15 @@ def comm_worker(args) -> None:
         times = {}
         for phase in ("local", "distributed", "local2", "distributed2"):
             distributed.barrier(ctx)
-            t0 = time.perf_counter()
-            if args.trainer == "toy":
-                _toy_phase(args, ctx if phase.startswith("distributed") else None, ctx)
-            else:
-                _ssl_phase(args, ctx if phase.startswith("distributed") else None, ctx)
-            times[phase] = time.perf_counter() - t0
+            phase_fn = _toy_phase if args.trainer == "toy" else _ssl_phase
+            times[phase] = phase_fn(args, ctx if phase.startswith("distributed") else None, ctx)
         per_rank = [None] * ctx.world_size
         torch.distributed.all_gather_object(per_rank, times)
         if ctx.is_main:
             Path(args.comm_out).write_text(json.dumps(per_rank))
 
 
-def _toy_phase(args, ctx, world) -> None:
+def _toy_phase(args, ctx, world) -> float:
     from improved_gan.data.toy import parse_target
     from improved_gan.experiments import toy
     from improved_gan.techniques.selection import parse_techniques
@@ -107,12 +103,31 @@ def _toy_phase(args, ctx, world) -> None:
     batch = args.batch_size if ctx is not None else args.batch_size // world.world_size
     opts = toy.Options(steps=args.steps, batch_size=batch, technique=args.technique, frames=2,
                        eval_samples=200, log_every=10 ** 9)
+    t0 = time.perf_counter()
     toy.train_variant(opts, parse_target(opts.target), parse_techniques(opts.technique),
                       RunDir("/nonexistent", enabled=False), ctx)  # ctx None: this rank alone, no collectives
+    return time.perf_counter() - t0
 
 
-def _ssl_phase(args, ctx, world) -> None:  # filled in when the ssl trainer runs under torchrun
-    raise SystemExit("the ssl trainer does not run under torchrun in this version")
+def _ssl_phase(args, ctx, world) -> float:
+    """The semi-supervised trainer's iterations alone (construction and evaluation excluded)."""
+    import torch
+
+    from improved_gan.config import build_options
+    from improved_gan.experiments import ssl
+    from improved_gan.experiments.ssl_train import SSLTrainer
+
+    batch = args.batch_size if ctx is not None else args.batch_size // world.world_size
+    o = build_options(ssl.Options, {"batch_size": batch, "iters_per_epoch": args.steps, "epochs": 1,
+                                    "threads": 1, "progress": False})
+    device = torch.device("cpu")
+    x_unl, x_lab, y_lab, x_init, _, _ = ssl._load(o, device)
+    tr = SSLTrainer(o, x_unl, x_lab, y_lab, x_init, device, ctx)
+    tr.plan_epoch()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        tr.train_step()
+    return time.perf_counter() - t0
 
 
 def comm_per_step(args, tmp: Path) -> dict:
@@ -134,14 +149,17 @@ def comm_per_step(args, tmp: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trainer", choices=("toy", "ssl"), default="toy")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=None, help="iterations (default: toy 300, ssl 100)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="global batch (default: toy 128, ssl 100)")
     parser.add_argument("--technique", default=TOY_TECHNIQUE, help="toy trainer: techniques")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "distributed.json"))
     parser.add_argument("--comm-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--comm-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.steps = args.steps or (300 if args.trainer == "toy" else 100)
+    args.batch_size = args.batch_size or (128 if args.trainer == "toy" else 100)
     if args.comm_worker:
         comm_worker(args)
         return 0

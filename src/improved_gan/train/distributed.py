@@ -267,7 +267,7 @@ def reduce_mean(values: Mapping[str, float], ctx: DistContext) -> dict[str, floa
     if not ctx.distributed:
         return dict(values)
     keys = list(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=ctx.device)  # NCCL: CUDA
     dist.all_reduce(t)
     t /= ctx.world_size
     return dict(zip(keys, t.tolist(), strict=True))

@@ -226,7 +226,8 @@ def _finish(run_dir: RunDir, o: Options, tr: SSLTrainer, x_test, y_test, elapsed
     }
     run_dir.write_summary(summary, seed=o.seed)
     learning_curve(rows, run_dir.file("learning_curve.png"),
-                   title=f"{o.dataset}, {o.labels} labels, seed {o.seed}", paper=summary["paper_test_errors"])
+                   title=f"{o.dataset}, {o.labels} labels, seed {o.seed}",
+                   paper=summary["paper_test_errors"] if len(y_test) == 10_000 else None)
     pred = tr.predict(x_test, ema=True)
     names = FASHION_NAMES if o.dataset == "fashion-mnist" else None
     confusion_matrix_figure(y_test, pred, run_dir.file("confusion.png"), names,

@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import inspect
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -211,16 +213,12 @@ def wrap_ddp(module: nn.Module, ctx: DistContext, broadcast_buffers: bool = Fals
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    import inspect
-
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters and broadcast_buffers:
         kwargs["forward_sync_buffers"] = True  # newer torch: sync at init and at every forward
     elif not broadcast_buffers:
         kwargs["broadcast_buffers"] = False  # sync buffers neither per forward nor (older torch) at init
     else:
         kwargs["broadcast_buffers"] = True
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*broadcast_buffers.*deprecated", category=FutureWarning)
         wrapped = DDP(module, device_ids=device_ids, **kwargs)

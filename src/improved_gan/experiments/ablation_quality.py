@@ -114,10 +114,10 @@ def run(options: Options) -> Path:
     rows, grids, captions, raw = [], {}, {}, {}
     real = None
     start = time.time()
-    for name in o.variants:
-        technique, labels = VARIANTS[name]
-        summaries = []
-        for seed in o.seeds:
+    # seed-major order: after each seed every variant has a run, so a stopped ablation is still a table
+    for seed in o.seeds:
+        for name in o.variants:
+            technique, labels = VARIANTS[name]
             run_path = out.file(f"{name}-seed{seed}")
             values = {"dataset": o.dataset, "technique": technique, "labels": labels, "epochs": o.epochs,
                       "max_steps": o.max_steps, "eval_every": o.eval_every, "eval_samples": o.eval_samples,
@@ -125,10 +125,14 @@ def run(options: Options) -> Path:
                       "device": o.device, "threads": o.threads, **o.extra_options()}
             summary_file = run_path / "summary.json"
             if not summary_file.is_file():  # finished runs are kept: rerunning the command continues
+                if (run_path / "checkpoint.pt").is_file():  # an interrupted run resumes from its checkpoint
+                    values = {"resume": str(run_path)}
                 quality.run(build_options(quality.Options, values, source=f"ablation variant {name}"))
-            summaries.append(json.loads(summary_file.read_text()))
-            last = summaries[-1]
+            last = json.loads(summary_file.read_text())
             print(f"{name} seed {seed}: score {last['score_mean']:.3f}, FID {last['fid']:.2f}", flush=True)
+    for name in o.variants:
+        summaries = [json.loads((out.file(f"{name}-seed{seed}") / "summary.json").read_text())
+                     for seed in o.seeds]
         raw[name] = summaries
         rows.append(aggregate(name, summaries))
         last = summaries[0]["snapshots"][-1]

@@ -223,6 +223,8 @@ def run(options: Options) -> Path:
     device = torch.device(o.device)
     run_dir = RunDir(o.out or default_run_path("quality"))
     run_dir.write_config(to_dict(o))
+    if state is None:  # a fresh run never appends to the metrics of an older run in the same folder
+        run_dir.file("metrics.jsonl").unlink(missing_ok=True)
     x_train, y_train = load_images(o.dataset, "train", o.data_dir)
     if o.train_subset:
         x_train, y_train = x_train[:o.train_subset], y_train[:o.train_subset]

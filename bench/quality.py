@@ -9,6 +9,12 @@ Trains the classifier first when it is not cached (``improved-gan classifier``),
 to bench/results/quality_<dataset>_<tag>.json and .md (git-ignored). Extra arguments after ``--`` go to
 ablation-quality unchanged (e.g. ``-- --variants all,DCGAN``). Sets IMPROVED_GAN_DATA to ../shared/data
 (relative to the repository) when it is unset, and OMP_NUM_THREADS=1.
+
+    .venv/bin/python bench/quality.py --dataset mnist --reference
+
+prints the real-data reference numbers instead: the test set's score (the ceiling) and FID, KID,
+precision and recall of the first 10,000 training images against the test set (the floor of a
+perfect generator).
 """
 
 from __future__ import annotations
@@ -23,6 +29,27 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
+def reference(dataset: str) -> int:
+    import json
+
+    from improved_gan.experiments.classifier import load_images
+    from improved_gan.metrics.classifier_cache import classifier_outputs, load_classifier
+    from improved_gan.metrics.image_scores import inception_score, score_samples
+
+    model, info = load_classifier(dataset)
+    x_test, _ = load_images(dataset, "test")
+    x_train, _ = load_images(dataset, "train")
+    probs_test, feats_test = classifier_outputs(model, x_test)
+    probs_train, feats_train = classifier_outputs(model, x_train[:10000])
+    result = {"dataset": dataset, "classifier": info["hash"], "test_accuracy": info["test_accuracy"],
+              "test_score": inception_score(probs_test),
+              "train10k_vs_test": score_samples(probs_train, feats_train, feats_test)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"quality_{dataset}_reference.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -34,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--tag", default="", help="results name (default: derived from the budget)")
+    p.add_argument("--reference", action="store_true", help="only the real-vs-real reference numbers")
     args = p.parse_args(argv)
     os.environ.setdefault("IMPROVED_GAN_DATA", str(ROOT.parent / "shared" / "data"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -41,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if cli(["classifier", "--dataset", args.dataset]) != 0:
         return 1
+    if args.reference:
+        return reference(args.dataset)
     tag = args.tag or (f"s{args.max_steps}" if args.max_steps else f"e{args.epochs}") + \
         f"-seeds{args.seeds.replace(',', '_')}"
     out = RESULTS / "runs" / f"quality-{args.dataset}-{tag}"

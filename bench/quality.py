@@ -10,6 +10,11 @@ to bench/results/quality_<dataset>_<tag>.json and .md (git-ignored). Extra argum
 ablation-quality unchanged (e.g. ``-- --variants all,DCGAN``). Sets IMPROVED_GAN_DATA to ../shared/data
 (relative to the repository) when it is unset, and OMP_NUM_THREADS=1.
 
+    .venv/bin/python bench/quality.py --dataset mnist --seeds 0,1,2 --max-steps 500 --summarize
+
+prints the table of the runs finished so far (while the benchmark is still running, or after it
+was stopped), each variant over the seeds it has completed.
+
     .venv/bin/python bench/quality.py --dataset mnist --reference
 
 prints the real-data reference numbers instead: the test set's score (the ceiling) and FID, KID,
@@ -27,6 +32,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+
+
+def summarize(out: Path) -> int:
+    import json
+
+    from improved_gan.experiments.ablation_quality import COLUMNS, VARIANTS, aggregate
+    from improved_gan.viz.report import markdown_table
+
+    rows = []
+    for name in VARIANTS:
+        done = sorted(out.glob(f"{name}-seed*/summary.json"))
+        if done:
+            rows.append(aggregate(name, [json.loads(p.read_text()) for p in done]))
+    if not rows:
+        print(f"no finished runs under {out}")
+        return 1
+    print(f"{out}: finished runs only (each variant over the seeds it has completed)\n")
+    print(markdown_table(rows, COLUMNS))
+    return 0
 
 
 def reference(dataset: str) -> int:
@@ -62,18 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--tag", default="", help="results name (default: derived from the budget)")
     p.add_argument("--reference", action="store_true", help="only the real-vs-real reference numbers")
+    p.add_argument("--summarize", action="store_true", help="table of the finished runs; trains nothing")
     args = p.parse_args(argv)
     os.environ.setdefault("IMPROVED_GAN_DATA", str(ROOT.parent / "shared" / "data"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from improved_gan.cli import main as cli
 
+    tag = args.tag or (f"s{args.max_steps}" if args.max_steps else f"e{args.epochs}") + \
+        f"-seeds{args.seeds.replace(',', '_')}"
+    out = RESULTS / "runs" / f"quality-{args.dataset}-{tag}"
+    if args.summarize:
+        return summarize(out)
     if cli(["classifier", "--dataset", args.dataset]) != 0:
         return 1
     if args.reference:
         return reference(args.dataset)
-    tag = args.tag or (f"s{args.max_steps}" if args.max_steps else f"e{args.epochs}") + \
-        f"-seeds{args.seeds.replace(',', '_')}"
-    out = RESULTS / "runs" / f"quality-{args.dataset}-{tag}"
     code = cli(["ablation-quality", "--dataset", args.dataset, "--seeds", args.seeds, "--epochs",
                 str(args.epochs), "--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every),
                 "--out", str(out), *extra])

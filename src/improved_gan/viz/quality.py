@@ -51,7 +51,7 @@ def save_variant_panels(grids: dict[str, str | Path], path: str | Path, title: s
     names = list(grids)
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.6 * rows), squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
@@ -60,7 +60,6 @@ def save_variant_panels(grids: dict[str, str | Path], path: str | Path, title: s
         caption = (captions or {}).get(name, "")
         ax.set_title(name + ("\n" + caption if caption else ""), fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)

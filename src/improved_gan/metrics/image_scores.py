@@ -147,7 +147,8 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor,
 def standard_scores(images: torch.Tensor, weights_path: str | os.PathLike | None = None) -> dict[str, float]:
     """Optional: the standard Inception-v3 Inception score through torch-fidelity.
 
-    Needs ``pip install torch-fidelity`` and the Inception-v3 weights file (``pt_inception-2015-12-05``)
+    Needs ``pip install torch-fidelity`` and the Inception-v3 weights file
+    (``weights-inception-2015-12-05-6726825d.pth``, as torch-fidelity names it)
     given by ``weights_path`` or the ``IMPROVED_GAN_INCEPTION_WEIGHTS`` environment variable; nothing is
     downloaded. Raises :class:`ConfigError` naming what is missing. Not exercised on machines without
     the weights (the scores of this project use the dataset classifier instead).
@@ -155,7 +156,8 @@ def standard_scores(images: torch.Tensor, weights_path: str | os.PathLike | None
     path = weights_path or os.environ.get("IMPROVED_GAN_INCEPTION_WEIGHTS")
     if not path or not Path(path).is_file():
         raise ConfigError(
-            "the standard Inception-v3 scores need the weights file pt_inception-2015-12-05-6726825d.pth; "
+            "the standard Inception-v3 scores need the weights file "
+            "weights-inception-2015-12-05-6726825d.pth; "
             f"got {path!r}. Download it on a machine with internet access and pass its path with "
             "IMPROVED_GAN_INCEPTION_WEIGHTS=FILE (or use the dataset-classifier scores, the default)")
     try:

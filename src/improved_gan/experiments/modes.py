@@ -9,6 +9,10 @@ Layout of ``--out DIR``::
     DIR/config.json, summary.json (mean ± std over seeds), metrics.jsonl (one line per seed), report.html
     DIR/seed-S/   config.json, metrics.jsonl (one line per evaluation), summary.json, checkpoint.pt,
                   scatter.png, density.png, training.gif, curves.png, report.html
+
+Under ``torchrun --nproc_per_node N -m improved_gan modes ...`` each seed trains on N processes
+(``--batch-size`` is the global batch, each rank trains on its slice; rank 0 evaluates, draws and writes;
+see docs/distributed.md). ``--workers`` must then be 1.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from improved_gan.metrics.modes import energy_distance, mode_metrics, sliced_was
 from improved_gan.models.mlp2d import MLPConfig, build_models
 from improved_gan.techniques.selection import TechniqueSet, parse_techniques
 from improved_gan.techniques.virtual_batch_norm import make_reference_noise
+from improved_gan.train import distributed
+from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
@@ -73,6 +79,12 @@ class TrainOptions:
     workers: int = option(1, "runs trained in parallel processes (each with one torch thread)")
     threads: int = option(1, "torch CPU threads of a run trained in this process (small MLPs: 1 is fastest)")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
+                           "to one process) or each rank's slice", choices=dops.SCOPES)
+    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
+                          "process) or per-rank means", choices=dops.SCOPES)
+    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
+                                 "silent rank ends every process with an error")
     out: str = option("", "run directory (default: runs/<time>-<command>)")
 
     def check(self) -> None:
@@ -92,6 +104,8 @@ class TrainOptions:
             raise ConfigError(f"option 'smoothing' must be in (0, 1], got {self.smoothing}")
         if self.ha_weight < 0:
             raise ConfigError(f"option 'ha_weight' must be >= 0, got {self.ha_weight}")
+        if self.dist_timeout <= 0:
+            raise ConfigError(f"option 'dist_timeout' must be > 0, got {self.dist_timeout}")
         resolve_device(self.device)
 
 
@@ -130,13 +144,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: str | Path,
-              figures: bool = True, show_progress: bool | None = None) -> dict:
+              figures: bool = True, show_progress: bool | None = None,
+              ctx: distributed.DistContext | None = None) -> dict:
     """Train one GAN with ``techniques`` and ``seed`` into ``path``; returns its summary, with the final
-    generated samples under ``"samples"`` (a list, not written to summary.json)."""
-    run = RunDir(path)
+    generated samples under ``"samples"`` (a list, not written to summary.json).
+
+    With a distributed ``ctx`` every rank calls this; rank 0 evaluates and writes, the others return
+    ``{}``."""
+    ctx = ctx or distributed.DistContext()
+    run = RunDir(path, enabled=ctx.is_main)
     run.write_config({**to_dict(options), "technique": techniques.label, "seed": seed})
     mixture = mixture_for(options)
-    device = resolve_device(options.device)
+    device = ctx.device if ctx.distributed else resolve_device(options.device)
+    ctx.check_batch("batch_size", options.batch_size)
     torch.manual_seed(seed)  # model initialisation
     gen = torch.Generator().manual_seed(seed)  # data, noise, reference batch (CPU, then moved)
     cfg = MLPConfig(noise_dim=options.noise_dim, data_dim=mixture.dim, g_hidden=options.g_hidden,
@@ -155,6 +175,12 @@ def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: 
     if techniques.virtual_batch_norm:
         reference = make_reference_noise(options.batch_size, options.noise_dim, gen).to(device)
     eval_noise = torch.randn(options.num_samples, options.noise_dim, generator=gen).to(device)
+    if reference is not None:
+        reference = distributed.broadcast_tensor(reference, ctx)  # rank 0's reference batch everywhere
+    G_train, D_train = distributed.wrap_ddp(G, ctx), distributed.wrap_ddp(D, ctx)
+    hooks = dops.enable_global_minibatch(D, ctx) if options.dist_mbd == "global" else []
+    if ctx.distributed:
+        objective = dops.distributed_objective(objective, ctx, options.dist_fm)
     eval_at = {max(1, round(options.steps * (i + 1) / options.evals)) for i in range(options.evals)}
 
     def sample_g() -> torch.Tensor:
@@ -164,18 +190,21 @@ def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: 
     history, frames = [], []
     started = time.time()
     bar = progress(range(1, options.steps + 1), total=options.steps, desc=f"{techniques.label} seed {seed}",
-                   enabled=show_progress)
+                   enabled=show_progress if ctx.is_main else False)
     b = options.batch_size
     for step in bar:
-        real = mixture.sample(b, generator=gen, device=device)
-        noise_d = torch.randn(b, options.noise_dim, generator=gen).to(device)
-        noise_g = torch.randn(b, options.noise_dim, generator=gen).to(device)
-        stats = gan_step(G, D, opt_g, opt_d, objective, real, noise_d, noise_g, reference_noise=reference)
+        real = ctx.shard(mixture.sample(b, generator=gen, device=device))  # every rank draws the global
+        noise_d = ctx.shard(torch.randn(b, options.noise_dim, generator=gen).to(device))  # batch, keeps
+        noise_g = ctx.shard(torch.randn(b, options.noise_dim, generator=gen).to(device))  # its slice
+        stats = gan_step(G_train, D_train, opt_g, opt_d, objective, real, noise_d, noise_g,
+                         reference_noise=reference)
+        stats = distributed.reduce_mean(stats, ctx)
         for s in scheds:
             s.step()
         check_finite(step, d_loss=stats["d_loss"], g_loss=stats["g_loss"])
-        if step in eval_at:
-            x = sample_g()
+        if step in eval_at and ctx.is_main:
+            with dops.local_only():
+                x = sample_g()
             m = mode_metrics(x, mixture) if bool(torch.isfinite(x).all()) else _nonfinite(mixture)
             line = {"step": step, **stats, **{k: m[k] for k in ("modes", "high_quality_pct", "reverse_kl")},
                     "time_s": time.time() - started}
@@ -184,6 +213,12 @@ def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: 
             if figures:
                 frames.append((step, x[:1000].numpy(), m["captured"]))
     train_time = time.time() - started
+    for hook in hooks:
+        hook.remove()
+    distributed.assert_in_sync(G, ctx, "G")
+    distributed.assert_in_sync(D, ctx, "D")
+    if not ctx.is_main:
+        return {}
 
     samples = sample_g()
     if not bool(torch.isfinite(samples).all()):
@@ -260,8 +295,15 @@ def aggregate(summaries: list[dict], keys=SUMMARY_KEYS) -> dict:
 
 
 def run_jobs(options: TrainOptions, jobs: list[tuple[TechniqueSet, int, Path]], figures: bool,
-             desc: str) -> list[dict]:
-    """Train each (techniques, seed, path); in ``options.workers`` processes when more than one."""
+             desc: str, ctx: distributed.DistContext | None = None) -> list[dict]:
+    """Train each (techniques, seed, path); in ``options.workers`` processes when more than one; one
+    after the other on all ranks under torchrun (``ctx``)."""
+    if ctx is not None and ctx.distributed:
+        if options.workers != 1:
+            raise ConfigError("under torchrun every seed trains on all processes; use --workers 1")
+        torch.set_num_threads(options.threads)
+        return [train_one(options, t, s, p, figures, show_progress=None if ctx.is_main else False, ctx=ctx)
+                for t, s, p in jobs]
     if options.workers == 1 or len(jobs) == 1:
         single = len(jobs) == 1
         threads = torch.get_num_threads()
@@ -272,9 +314,9 @@ def run_jobs(options: TrainOptions, jobs: list[tuple[TechniqueSet, int, Path]], 
                     for t, s, p in bar]
         finally:
             torch.set_num_threads(threads)
-    ctx = multiprocessing.get_context("spawn")
+    mp = multiprocessing.get_context("spawn")
     results: list[dict | None] = [None] * len(jobs)
-    pool = concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=ctx, initializer=_worker_init)
+    pool = concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=mp, initializer=_worker_init)
     with pool as ex:
         futures = {ex.submit(train_one, options, t, s, p, figures, False): i
                    for i, (t, s, p) in enumerate(jobs)}
@@ -287,15 +329,24 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run(options: Options) -> Path:
+def run(options: Options) -> Path | None:
+    with distributed.session(resolve_device(options.device), options.dist_timeout) as ctx:
+        out = Path(distributed.broadcast_object(str(options.out or default_run_path("modes")), ctx))
+        _run(options, out, ctx)
+        distributed.barrier(ctx)  # every process ends after rank 0 has written the run directory
+    return out if ctx.is_main else None  # (the CLI prints the path once)
+
+
+def _run(options: Options, out: Path, ctx: distributed.DistContext) -> None:
     techniques = parse_techniques(options.technique)
-    out = Path(options.out) if options.out else default_run_path("modes")
-    root = RunDir(out)
+    root = RunDir(out, enabled=ctx.is_main)
     root.write_config(to_dict(options))
     mixture = mixture_for(options)
     seeds = [options.seed + i for i in range(options.seeds)]
     jobs = [(techniques, s, out / f"seed-{s}") for s in seeds]
-    results = run_jobs(options, jobs, figures=True, desc=f"modes {mixture.name}")
+    results = run_jobs(options, jobs, figures=True, desc=f"modes {mixture.name}", ctx=ctx)
+    if not ctx.is_main:
+        return
     for r in results:
         root.log(**{k: r[k] for k in ("seed", "modes", "num_modes", "high_quality_pct", "reverse_kl",
                                       "energy_distance", "sliced_wasserstein", "wall_time_s")})
@@ -319,4 +370,3 @@ def run(options: Options) -> Path:
                                                                       "curves.png", "training.gif"))))
     write_report(root.file("report.html"), f"Mode collapse: {techniques.label} on {mixture.name}", sections,
                  config=to_dict(options))
-    return out

@@ -16,6 +16,11 @@ Scores (:mod:`improved_gan.metrics.image_scores`) use the dataset classifier cac
 ``improved-gan classifier`` (its hash goes into summary.json): Inception-style score over ``--splits``
 splits, FID and KID on its penultimate features against the real test set, precision/recall (k=3).
 The real test set's own score is reported as the ceiling.
+
+Under ``torchrun --nproc_per_node N -m improved_gan quality ...`` the same command trains on N processes:
+``--batch-size`` is the global batch (each rank trains on its slice of every batch of the epoch's
+permutation), G's batch norm is synchronised (``--dist-bn``), rank 0 alone scores, draws and writes;
+``--resume`` works the same way (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from improved_gan.metrics.image_scores import inception_score, score_samples
 from improved_gan.models.conv28 import build_models
 from improved_gan.techniques.selection import parse_techniques
 from improved_gan.techniques.virtual_batch_norm import make_reference_noise
+from improved_gan.train import distributed
+from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state, restore_rng_state
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
@@ -84,6 +91,14 @@ class Options:
     data_dir: str = option("", "dataset folder (default: $IMPROVED_GAN_DATA)")
     device: str = option("cpu", "torch device")
     threads: int = option(0, "torch CPU threads (0: torch's default; 1 is fastest on a busy machine)")
+    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
+                           "to one process) or each rank's slice", choices=dops.SCOPES)
+    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
+                          "process) or per-rank means", choices=dops.SCOPES)
+    dist_bn: str = option("sync", "under torchrun: G's batch norm with global-batch statistics or each "
+                          "rank's", choices=dops.BN_MODES)
+    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
+                                 "silent rank ends every process with an error")
 
     def check(self) -> None:
         parse_techniques(self.technique)
@@ -96,13 +111,17 @@ class Options:
             raise ConfigError("eval_samples, curve_samples and real_samples must be >= splits and >= 4")
         if self.max_steps < 0 or self.eval_every < 0 or self.train_subset < 0 or self.lr <= 0:
             raise ConfigError("max_steps, eval_every and train_subset must be >= 0 and lr > 0")
+        if self.dist_timeout <= 0:
+            raise ConfigError("option 'dist_timeout' must be > 0 seconds")
 
 
 class Trainer:
     """Models, optimizers, techniques and RNG of one run; ``state_dict`` is everything resume needs."""
 
-    def __init__(self, o: Options, num_classes: int, device: torch.device):
+    def __init__(self, o: Options, num_classes: int, device: torch.device,
+                 ctx: distributed.DistContext | None = None):
         self.o, self.device = o, device
+        self.ctx = ctx = ctx or distributed.DistContext()
         self.techniques = parse_techniques(o.technique)
         torch.manual_seed(o.seed)
         self.G, self.D = build_models(self.techniques, labels=o.labels, num_classes=num_classes,
@@ -110,6 +129,8 @@ class Trainer:
                                       feature_dim=o.feature_dim,
                                       dropout=o.dropout, input_noise=o.input_noise,
                                       minibatch_kernels=o.minibatch_kernels)
+        if ctx.distributed and o.dist_bn == "sync":
+            self.G = dops.convert_sync_batch_norm(self.G, ctx)
         self.G.to(device)
         self.D.to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr, betas=(o.beta1, 0.999))
@@ -123,15 +144,26 @@ class Trainer:
                                 if self.techniques.virtual_batch_norm else None)
         self.step = 0
         self.train_time = 0.0
+        if ctx.distributed:  # same weights (rank 0's), same reference batch; then per-rank dropout noise
+            if self.reference_noise is not None:
+                self.reference_noise = distributed.broadcast_tensor(self.reference_noise, ctx)
+            self.objective = dops.distributed_objective(self.objective, ctx, o.dist_fm)
+            distributed.seed_rank_rng(o.seed, ctx)
+        self.G_train, self.D_train = distributed.wrap_ddp(self.G, ctx), distributed.wrap_ddp(self.D, ctx)
+        self.hooks = dops.enable_global_minibatch(self.D, ctx) if o.dist_mbd == "global" else []
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.o.z_dim, generator=self.z_gen).to(self.device)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        n = real.shape[0]
-        stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, self.objective, real.to(self.device),
-                         self.noise(n), self.noise(n), reference_noise=self.reference_noise,
-                         real_labels=labels.to(self.device) if self.o.labels else None)
+        """One step on the global batch ``real`` (every rank passes the same rows; each trains on its
+        slice, with its slice of the global noise batches)."""
+        n, shard = real.shape[0], self.ctx.shard
+        stats = gan_step(self.G_train, self.D_train, self.opt_g, self.opt_d, self.objective,
+                         shard(real).to(self.device), shard(self.noise(n)), shard(self.noise(n)),
+                         reference_noise=self.reference_noise,
+                         real_labels=shard(labels).to(self.device) if self.o.labels else None)
+        stats = distributed.reduce_mean(stats, self.ctx)
         self.step += 1
         check_finite(self.step, **{k: v for k, v in stats.items() if k.endswith("loss")})
         return stats
@@ -213,23 +245,33 @@ def write_report(run_dir: RunDir, o: Options, summary: dict, snapshots: list[int
     return write_report_html(run_dir.file("report.html"), title, sections, config=to_dict(o))
 
 
-def run(options: Options) -> Path:
-    state = None
-    if options.resume:
-        options, state = load_run_state(options.resume, Options, map_location=options.device)
+def run(options: Options) -> Path | None:
+    with distributed.session(options.device, options.dist_timeout) as ctx:
+        state = None
+        if options.resume:  # rank 0 reads the checkpoint, every rank gets it
+            loaded = load_run_state(options.resume, Options, map_location="cpu") if ctx.is_main else None
+            options, state = distributed.broadcast_object(loaded, ctx)
+        out = distributed.broadcast_object(options.out or str(default_run_path("quality")), ctx)
+        run_dir = RunDir(out, enabled=ctx.is_main)
+        _run(options, state, run_dir, ctx)
+        distributed.barrier(ctx)  # every process ends after rank 0 has written the run directory
+    return run_dir.path if ctx.is_main else None  # (the CLI prints the path once)
+
+
+def _run(options: Options, state: dict | None, run_dir: RunDir, ctx: distributed.DistContext) -> None:
     o = options
     if o.threads:
         torch.set_num_threads(o.threads)
-    device = torch.device(o.device)
-    run_dir = RunDir(o.out or default_run_path("quality"))
+    device = ctx.device if ctx.distributed else torch.device(o.device)
+    ctx.check_batch("batch_size", o.batch_size)
     run_dir.write_config(to_dict(o))
     if state is None:  # a fresh run never appends to the metrics of an older run in the same folder
         run_dir.file("metrics.jsonl").unlink(missing_ok=True)
     x_train, y_train = load_images(o.dataset, "train", o.data_dir)
     if o.train_subset:
         x_train, y_train = x_train[:o.train_subset], y_train[:o.train_subset]
-    evaluator = Evaluator(o, device)
-    tr = Trainer(o, num_classes=int(y_train.max()) + 1, device=device)
+    evaluator = Evaluator(o, device) if ctx.is_main else None  # rank 0 alone scores
+    tr = Trainer(o, num_classes=int(y_train.max()) + 1, device=device, ctx=ctx)
     steps_per_epoch = x_train.shape[0] // o.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"{x_train.shape[0]} training images are fewer than one batch of {o.batch_size}")
@@ -238,24 +280,30 @@ def run(options: Options) -> Path:
     if state is not None:
         tr.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"], tr.z_gen)
+        distributed.restore_rank_rng(state.get("rank_rng"), ctx)
         snapshots = list(state["snapshots"])
         run_dir.truncate_metrics(tr.step)
 
-    def save() -> None:
+    def save() -> None:  # every rank calls it (the RNG states are gathered); rank 0 writes
+        rank_rng = distributed.gather_rng_states(ctx)
         save_run_state(run_dir, o, {"trainer": tr.state_dict(), "rng": capture_rng_state(tr.z_gen),
-                                    "snapshots": snapshots})
+                                    "snapshots": snapshots, "rank_rng": rank_rng})
+        distributed.barrier(ctx)
 
     def snapshot() -> None:
-        save_image_grid(tr.sample(), run_dir.file(f"samples-step{tr.step:06d}.png"), nrow=10,
-                        title=f"{variant_name(o)}  step {tr.step}")
-        scores = evaluator.scores(tr.sample(o.curve_samples), kid_subsets=min(10, o.kid_subsets))
-        run_dir.log(step=tr.step, kind="scores", samples=o.curve_samples, **scores)
+        if ctx.is_main:
+            with dops.local_only():
+                save_image_grid(tr.sample(), run_dir.file(f"samples-step{tr.step:06d}.png"), nrow=10,
+                                title=f"{variant_name(o)}  step {tr.step}")
+                scores = evaluator.scores(tr.sample(o.curve_samples), kid_subsets=min(10, o.kid_subsets))
+            run_dir.log(step=tr.step, kind="scores", samples=o.curve_samples, **scores)
         snapshots.append(tr.step)
         save()
 
     if tr.step == 0 and not snapshots:
         snapshot()  # the untrained generator: the first frame and the floor of the curves
-    bar = progress(total=total, initial=tr.step, desc=f"quality {parse_techniques(o.technique).label}")
+    bar = progress(total=total, initial=tr.step, desc=f"quality {parse_techniques(o.technique).label}",
+                   enabled=None if ctx.is_main else False)
     while tr.step < total:
         epoch, offset = divmod(tr.step, steps_per_epoch)
         # the data order of an epoch depends only on (seed, epoch), so a resumed run needs no loader state
@@ -277,6 +325,12 @@ def run(options: Options) -> Path:
             elif tr.step % o.checkpoint_every == 0:
                 save()
     bar.close()
+    for hook in tr.hooks:
+        hook.remove()
+    distributed.assert_in_sync(tr.G, ctx, "G")
+    distributed.assert_in_sync(tr.D, ctx, "D")
+    if not ctx.is_main:
+        return
 
     final = evaluator.scores(tr.sample(o.eval_samples))
     summary = {
@@ -289,6 +343,6 @@ def run(options: Options) -> Path:
         "splits": o.splits, "kid_subsets": o.kid_subsets, "pr_k": 3,
         "snapshots": snapshots, "checkpoint": str(checkpoint_path(run_dir)),
     }
+    summary["world_size"] = ctx.world_size
     summary = run_dir.write_summary(summary, seed=o.seed)
     write_report(run_dir, o, summary, snapshots)
-    return run_dir.path

@@ -6,6 +6,12 @@ every part is an option. Writes config.json, metrics.jsonl (one line per epoch: 
 current D and of the EMA of D), summary.json, checkpoint.pt (atomic, every epoch and every
 ``--checkpoint-every`` steps), learning_curve.png, confusion.png, samples/epoch_NNN.png + samples.gif,
 report.html. ``--resume RUN_DIR`` continues from the checkpoint with identical results.
+
+Under ``torchrun --nproc_per_node N -m improved_gan ssl ...`` the same command trains on N processes:
+``--batch-size`` is the global batch, each rank trains on its slice of every unlabeled and labeled batch
+of the epoch plan (the labeled batches come from the whole labeled set), D and G are wrapped in
+DistributedDataParallel after their data-dependent init (rank 0's weights), and rank 0 alone evaluates
+and writes (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from improved_gan.errors import ConfigError
 from improved_gan.experiments.ssl_train import SSLTrainer
 from improved_gan.models.mnist_mlp import G_OUT_CHOICES
 from improved_gan.techniques.feature_matching import REDUCTIONS, VARIANTS
+from improved_gan.train import distributed
+from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state, restore_rng_state
 from improved_gan.train.progress import progress
 from improved_gan.train.resume import checkpoint_path, load_run_state, save_run_state
@@ -86,6 +94,12 @@ class Options:
     device: str = option("cpu", "torch device (cpu, cuda, cuda:1, mps)")
     threads: int = option(0, "torch intra-op threads (0: torch's default)")
     progress: bool = option(True, "progress bar on a terminal")
+    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
+                          "process) or per-rank means", choices=dops.SCOPES)
+    dist_bn: str = option("sync", "under torchrun: G's batch norm with global-batch statistics or each "
+                          "rank's", choices=dops.BN_MODES)
+    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
+                                 "silent rank ends every process with an error")
 
     def check(self) -> None:
         if self.labels <= 0 or self.labels % 10:
@@ -109,6 +123,8 @@ class Options:
             raise ConfigError(f"--technique {self.technique!r}: choose feature-matching or baseline")
         if self.train_subset and self.train_subset < max(self.batch_size, self.labels, self.init_size):
             raise ConfigError("--train-subset must be at least --batch-size, --labels and --init-size")
+        if self.dist_timeout <= 0:
+            raise ConfigError(f"--dist-timeout must be > 0, got {self.dist_timeout}")
 
 
 def _load(o: Options, device: torch.device):
@@ -130,41 +146,51 @@ def _load(o: Options, device: torch.device):
             flat(x_test), y_test.to(device))
 
 
-def run(options: Options) -> Path:
-    state = None
-    if options.resume:
-        options, state = load_run_state(options.resume, Options, map_location=options.device)
-    threads = torch.get_num_threads()
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    try:
-        return _run(options, state)
-    finally:
-        torch.set_num_threads(threads)
+def run(options: Options) -> Path | None:
+    with distributed.session(options.device, options.dist_timeout) as ctx:
+        state = None
+        if options.resume:  # rank 0 reads the checkpoint, every rank gets it
+            loaded = load_run_state(options.resume, Options, map_location="cpu") if ctx.is_main else None
+            options, state = distributed.broadcast_object(loaded, ctx)
+        threads = torch.get_num_threads()
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        try:
+            path = _run(options, state, ctx)
+        finally:
+            torch.set_num_threads(threads)
+        distributed.barrier(ctx)  # every process ends after rank 0 has written the run directory
+    return path if ctx.is_main else None  # (the CLI prints the path once)
 
 
-def _run(o: Options, state: dict | None) -> Path:
-    device = torch.device(o.device)
-    run_dir = RunDir(o.out or default_run_path("ssl"))
+def _run(o: Options, state: dict | None, ctx: distributed.DistContext | None = None) -> Path:
+    ctx = ctx or distributed.DistContext()
+    device = ctx.device if ctx.distributed else torch.device(o.device)
+    ctx.check_batch("batch_size", o.batch_size)
+    out = distributed.broadcast_object(o.out or str(default_run_path("ssl")), ctx)
+    run_dir = RunDir(out, enabled=ctx.is_main)
     run_dir.write_config(to_dict(o))
     x_unl, x_lab, y_lab, x_init, x_test, y_test = _load(o, device)
-    tr = SSLTrainer(o, x_unl, x_lab, y_lab, x_init, device)
+    tr = SSLTrainer(o, x_unl, x_lab, y_lab, x_init, device, ctx)
     elapsed = 0.0
     if state is not None:
         tr.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"], tr.shuffle_gen, tr.z_gen)
+        distributed.restore_rank_rng(state.get("rank_rng"), ctx)
         elapsed = float(state["elapsed_s"])
         run_dir.truncate_metrics(tr.step)
     ckpt = str(checkpoint_path(run_dir))
     total_steps = o.epochs * tr.iters if not o.max_steps else min(o.max_steps, o.epochs * tr.iters)
 
-    def save(started: float) -> None:
+    def save(started: float) -> None:  # every rank calls it (RNG states are gathered); rank 0 writes
+        rank_rng = distributed.gather_rng_states(ctx)
         save_run_state(run_dir, o, {"trainer": tr.state_dict(),
                                     "rng": capture_rng_state(tr.shuffle_gen, tr.z_gen),
-                                    "elapsed_s": elapsed + time.time() - started})
+                                    "elapsed_s": elapsed + time.time() - started, "rank_rng": rank_rng})
+        distributed.barrier(ctx)
 
     bar = progress(total=total_steps, desc=f"ssl {o.dataset} {o.labels} labels", initial=tr.step,
-                   enabled=None if o.progress else False)
+                   enabled=None if o.progress and ctx.is_main else False)
     started = time.time()
     while tr.step < total_steps:
         if tr.plan is None:
@@ -178,25 +204,35 @@ def _run(o: Options, state: dict | None) -> Path:
         finished = tr.pos >= tr.iters
         if finished:
             tr.epoch += 1
-        _log_epoch(run_dir, tr, x_test, y_test, elapsed + time.time() - started, time.time() - epoch_start)
-        if o.samples and tr.G is not None:
-            save_image_grid(tr.samples(), run_dir.file(f"samples/epoch_{tr.epoch:03d}.png"), nrow=10,
-                            title=f"{o.dataset} G samples, epoch {tr.epoch} (step {tr.step})")
+        stats = tr.epoch_stats()  # averaged over ranks
+        if ctx.is_main:
+            with dops.local_only():
+                _log_epoch(run_dir, tr, x_test, y_test, elapsed + time.time() - started,
+                           time.time() - epoch_start, stats)
+            if o.samples and tr.G is not None:
+                save_image_grid(tr.samples(), run_dir.file(f"samples/epoch_{tr.epoch:03d}.png"), nrow=10,
+                                title=f"{o.dataset} G samples, epoch {tr.epoch} (step {tr.step})")
         if finished:
             tr.plan = None
         save(started)
     bar.close()
     elapsed += time.time() - started
+    distributed.assert_in_sync(tr.D, ctx, "D")
+    if tr.G is not None:
+        distributed.assert_in_sync(tr.G, ctx, "G")
+    if not ctx.is_main:
+        return run_dir.path
     return _finish(run_dir, o, tr, x_test, y_test, elapsed)
 
 
-def _log_epoch(run_dir: RunDir, tr: SSLTrainer, x_test, y_test, elapsed: float, epoch_time: float) -> None:
+def _log_epoch(run_dir: RunDir, tr: SSLTrainer, x_test, y_test, elapsed: float, epoch_time: float,
+               stats: dict | None = None) -> None:
     errors = int((tr.predict(x_test, ema=False) != y_test).sum())
     errors_ema = int((tr.predict(x_test, ema=True) != y_test).sum())
     epoch = tr.epoch if tr.pos >= tr.iters else round(tr.epoch + tr.pos / tr.iters, 4)
     run_dir.log(epoch=epoch, step=tr.step,
                 test_errors=errors, test_errors_ema=errors_ema, test_size=len(y_test),
-                lr=tr.opt_d.param_groups[0]["lr"], **tr.epoch_stats(),
+                lr=tr.opt_d.param_groups[0]["lr"], **(tr.epoch_stats() if stats is None else stats),
                 epoch_time_s=round(epoch_time, 3), elapsed_s=round(elapsed, 3))
 
 

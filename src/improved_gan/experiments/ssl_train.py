@@ -14,6 +14,12 @@ Per iteration (the authors' ``train_mnist_feature_matching.py``):
 
 Randomness: the global torch RNG (parameter init, D's Gaussian noise) is seeded with ``seed``; epoch
 shuffles and G's noise come from explicit ``torch.Generator`` objects; all of them are in the state dict.
+
+With a distributed context (``ctx``, under torchrun) every rank draws the same epoch plan and noise
+batches and trains on its slice of each (``batch_size`` is the global batch), D and G are wrapped in
+DistributedDataParallel after their data-dependent init, G's batch norm is synchronised unless
+``dist_bn="per-rank"``, feature matching uses global means unless ``dist_fm="per-rank"``, and each rank
+draws its own Gaussian-noise stream after the init (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from improved_gan.models.mnist_mlp import MLPDiscriminator, MLPGenerator, init_d
 from improved_gan.techniques import semi_supervised as ssl_losses
 from improved_gan.techniques.feature_matching import feature_matching_loss
 from improved_gan.techniques.selection import parse_techniques
+from improved_gan.train import distributed
+from improved_gan.train import distributed_ops as dops
 from improved_gan.train.guards import check_finite
 
 discriminator_loss = ssl_losses.discriminator_loss  # module-level so tests can inject a failure
@@ -114,8 +122,9 @@ class SSLTrainer:
     """Models, optimizers, EMA, generators and the position in the current epoch of one run."""
 
     def __init__(self, o, x_train: torch.Tensor, x_lab: torch.Tensor, y_lab: torch.Tensor,
-                 init_images: torch.Tensor, device: torch.device):
+                 init_images: torch.Tensor, device: torch.device, ctx: distributed.DistContext | None = None):
         self.o, self.device = o, device
+        self.ctx = ctx = ctx or distributed.DistContext()
         self.techniques = parse_techniques(o.technique, allowed=("feature-matching",))
         self.x_train, self.x_lab, self.y_lab = x_train, x_lab, y_lab  # uint8 (N, 784) on device
         self.iters = o.iters_per_epoch or len(x_train) // o.batch_size
@@ -129,6 +138,13 @@ class SSLTrainer:
         if not o.supervised_only:
             self.G = MLPGenerator(o.z_dim, tuple(o.g_widths), x_train.shape[1], o.g_out).to(device)
             init_generator(self.G, self.sample_z(o.batch_size))
+        if ctx.distributed:  # rank 0's initialised weights everywhere, then per-rank noise streams
+            distributed.broadcast_module_(self.D, ctx)
+            if self.G is not None:
+                distributed.broadcast_module_(self.G, ctx)
+                if getattr(o, "dist_bn", "sync") == "sync":
+                    self.G = dops.convert_sync_batch_norm(self.G, ctx)
+            distributed.seed_rank_rng(o.seed, ctx)
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.opt_d = make_optimizer(self.d_params, o)
         self.opt_g = make_optimizer(self.G.parameters(), o) if self.G is not None else None
@@ -140,6 +156,8 @@ class SSLTrainer:
         self.pos = 0  # iteration within the current epoch
         self.plan: dict[str, torch.Tensor] | None = None
         self.acc = torch.zeros(len(STATS), dtype=torch.float64)
+        self.D_train = distributed.wrap_ddp(self.D, ctx)
+        self.G_train = distributed.wrap_ddp(self.G, ctx) if self.G is not None else None
 
     # ---------------------------------------------------------------- data
     @staticmethod
@@ -164,14 +182,15 @@ class SSLTrainer:
             group["lr"] = lr_at(self.o, self.epoch)
 
     def _batch(self, key: str, source: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of the current global batch of ``key``."""
         b = self.o.batch_size
-        idx = self.plan[key][self.pos * b:(self.pos + 1) * b].to(self.device)
+        idx = self.ctx.shard(self.plan[key][self.pos * b:(self.pos + 1) * b]).to(self.device)
         return source[idx]
 
     # ---------------------------------------------------------------- one iteration
     def train_step(self, checkpoint: str | None = None) -> None:
-        o, D, G = self.o, self.D, self.G
-        b = o.batch_size
+        o, D, G, D_train, G_train, shard = self.o, self.D, self.G, self.D_train, self.G_train, self.ctx.shard
+        b = o.batch_size // self.ctx.world_size  # rows of this rank
         x_lab = self._float(self._batch("lab", self.x_lab))
         y_lab = self._batch("lab", self.y_lab)
         stats = torch.zeros(len(STATS), dtype=torch.float64)
@@ -179,17 +198,18 @@ class SSLTrainer:
         # D step
         D.train()
         if G is None:
-            logits_lab = D(x_lab).logits
+            logits_lab = D_train(x_lab).logits
             loss_lab = ssl_losses.labeled_loss(logits_lab, y_lab)
             losses = {"loss": loss_lab, "loss_lab": loss_lab, "loss_unl": torch.zeros(())}
         else:
             x_unl = self._float(self._batch("unl", self.x_train))
             with torch.no_grad():
-                fake = G(self.sample_z(b))
+                fake = G_train(shard(self.sample_z(o.batch_size)))
             if o.batched_d:
-                logits_lab, logits_unl, logits_fake = D(torch.cat([x_lab, x_unl, fake])).logits.split(b)
+                logits_lab, logits_unl, logits_fake = D_train(torch.cat([x_lab, x_unl, fake])).logits.split(b)
             else:
-                logits_lab, logits_unl, logits_fake = D(x_lab).logits, D(x_unl).logits, D(fake).logits
+                logits_lab, logits_unl, logits_fake = (D_train(x_lab).logits, D_train(x_unl).logits,
+                                                       D_train(fake).logits)
             losses = discriminator_loss(logits_lab, y_lab, logits_unl, logits_fake, o.unlabeled_weight)
         check_finite(self.step + 1, checkpoint, d_loss=losses["loss"])
         self.opt_d.zero_grad(set_to_none=True)
@@ -208,13 +228,15 @@ class SSLTrainer:
         if G is not None:
             D.requires_grad_(False)
             D.train(o.d_noise_in_g_step)
-            fake = G(self.sample_z(b))
+            fake = G_train(shard(self.sample_z(o.batch_size)))
             if self.techniques.feature_matching:
                 real = x_unl if o.fm_batch == "same" else self._float(self._batch("unl2", self.x_train))
                 with torch.no_grad():
                     weights = D.hidden_weights()  # computed once for both passes (D is frozen)
                     f_real = D.features(real, weights)
                 f_fake = D.features(fake, weights)
+                f_real, f_fake = dops.feature_matching_inputs(f_real, f_fake, self.ctx,
+                                                              getattr(o, "dist_fm", "global"))
                 loss_g = feature_matching_loss(f_real, f_fake, variant=o.fm_variant, reduction=o.fm_reduction)
             else:  # non-saturating: G maximises log D(G(z)), i.e. minimises −log D(G(z))
                 loss_g = ssl_losses.unlabeled_loss(D(fake).logits)
@@ -230,8 +252,10 @@ class SSLTrainer:
         self.pos += 1
 
     def epoch_stats(self) -> dict[str, float]:
+        """The epoch's mean statistics (averaged over ranks: every rank must call this)."""
         n = max(1, self.pos)
-        return {k: float(v) / n for k, v in zip(STATS, self.acc, strict=True)}
+        return distributed.reduce_mean({k: float(v) / n for k, v in zip(STATS, self.acc, strict=True)},
+                                       self.ctx)
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -252,8 +276,10 @@ class SSLTrainer:
 
     @torch.no_grad()
     def samples(self) -> torch.Tensor:
-        """G on the fixed noise (batch-norm statistics of that batch, as the authors always use)."""
-        return self.G(self.fixed_z).view(-1, 1, 28, 28).cpu()
+        """G on the fixed noise (batch-norm statistics of that batch, as the authors always use; on one
+        rank only under torchrun, hence local statistics)."""
+        with dops.local_only():
+            return self.G(self.fixed_z).view(-1, 1, 28, 28).cpu()
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:

@@ -130,3 +130,12 @@ def test_progress_bar_quiet_off_terminal():
 
     assert progress(range(3)).disable  # pytest's stderr is not a terminal
     assert not progress(range(3), enabled=True).disable
+
+
+@pytest.mark.parametrize("command", ["ablation", "ablation-quality", "classifier"])
+def test_multi_run_commands_refuse_torchrun(command, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.chdir(tmp_path)
+    code, captured = run_cli([command], capsys)
+    assert code == 2 and "runs in one process" in captured.err
+    assert not any(tmp_path.iterdir())  # nothing was started

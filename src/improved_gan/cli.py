@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from improved_gan import __version__
 from improved_gan.config import add_arguments, resolve
-from improved_gan.errors import ImprovedGanError
+from improved_gan.errors import ConfigError, ImprovedGanError
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -25,6 +26,10 @@ COMMANDS = {
     "quality": ("quality", "convolutional GAN on MNIST / Fashion-MNIST with sample-quality scores"),
     "ablation-quality": ("ablation_quality", "the paper's sample-quality ablation table"),
 }
+
+# Commands that launch many runs (or train a shared cache) and are not distributed: under torchrun every
+# rank would repeat the whole job, so they refuse to start there.
+SINGLE_PROCESS = frozenset({"ablation", "ablation-quality", "classifier"})
 
 
 def _load(command: str):
@@ -62,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     config_path = args.pop("config", None)
     module = _load(command)
     try:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if command in SINGLE_PROCESS and world > 1:
+            raise ConfigError(f"'{command}' runs in one process; under torchrun (WORLD_SIZE={world}) "
+                              "every rank would repeat the whole job. Run it without torchrun (its runs can "
+                              "use --workers where offered), or torchrun the single-run commands instead.")
         options = resolve(module.Options, args, config_path)
         out = module.run(options)
     except ImprovedGanError as exc:

@@ -37,6 +37,7 @@ from improved_gan.techniques.virtual_batch_norm import make_reference_noise
 from improved_gan.train import distributed
 from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state
+from improved_gan.train.distributed_options import dist_fm_option, dist_mbd_option, dist_timeout_option
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
 from improved_gan.train.progress import progress
@@ -79,12 +80,9 @@ class TrainOptions:
     workers: int = option(1, "runs trained in parallel processes (each with one torch thread)")
     threads: int = option(1, "torch CPU threads of a run trained in this process (small MLPs: 1 is fastest)")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
-                           "to one process) or each rank's slice", choices=dops.SCOPES)
-    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
-                          "process) or per-rank means", choices=dops.SCOPES)
-    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
-                                 "silent rank ends every process with an error")
+    dist_mbd: str = dist_mbd_option()
+    dist_fm: str = dist_fm_option()
+    dist_timeout: float = dist_timeout_option()
     out: str = option("", "run directory (default: runs/<time>-<command>)")
 
     def check(self) -> None:

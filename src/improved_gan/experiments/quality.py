@@ -42,6 +42,12 @@ from improved_gan.techniques.virtual_batch_norm import make_reference_noise
 from improved_gan.train import distributed
 from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state, restore_rng_state
+from improved_gan.train.distributed_options import (
+    dist_bn_option,
+    dist_fm_option,
+    dist_mbd_option,
+    dist_timeout_option,
+)
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
 from improved_gan.train.progress import progress
@@ -91,14 +97,10 @@ class Options:
     data_dir: str = option("", "dataset folder (default: $IMPROVED_GAN_DATA)")
     device: str = option("cpu", "torch device")
     threads: int = option(0, "torch CPU threads (0: torch's default; 1 is fastest on a busy machine)")
-    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
-                           "to one process) or each rank's slice", choices=dops.SCOPES)
-    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
-                          "process) or per-rank means", choices=dops.SCOPES)
-    dist_bn: str = option("sync", "under torchrun: G's batch norm with global-batch statistics or each "
-                          "rank's", choices=dops.BN_MODES)
-    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
-                                 "silent rank ends every process with an error")
+    dist_mbd: str = dist_mbd_option()
+    dist_fm: str = dist_fm_option()
+    dist_bn: str = dist_bn_option()
+    dist_timeout: float = dist_timeout_option()
 
     def check(self) -> None:
         parse_techniques(self.technique)

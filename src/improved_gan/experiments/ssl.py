@@ -32,6 +32,7 @@ from improved_gan.techniques.feature_matching import REDUCTIONS, VARIANTS
 from improved_gan.train import distributed
 from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state, restore_rng_state
+from improved_gan.train.distributed_options import dist_bn_option, dist_fm_option, dist_timeout_option
 from improved_gan.train.progress import progress
 from improved_gan.train.resume import checkpoint_path, load_run_state, save_run_state
 from improved_gan.train.rundir import RunDir, default_run_path
@@ -94,12 +95,9 @@ class Options:
     device: str = option("cpu", "torch device (cpu, cuda, cuda:1, mps)")
     threads: int = option(0, "torch intra-op threads (0: torch's default)")
     progress: bool = option(True, "progress bar on a terminal")
-    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
-                          "process) or per-rank means", choices=dops.SCOPES)
-    dist_bn: str = option("sync", "under torchrun: G's batch norm with global-batch statistics or each "
-                          "rank's", choices=dops.BN_MODES)
-    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
-                                 "silent rank ends every process with an error")
+    dist_fm: str = dist_fm_option()
+    dist_bn: str = dist_bn_option()
+    dist_timeout: float = dist_timeout_option()
 
     def check(self) -> None:
         if self.labels <= 0 or self.labels % 10:

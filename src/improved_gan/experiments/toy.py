@@ -24,6 +24,7 @@ from improved_gan.models.toy import ToyDiscriminator, ToyGenerator
 from improved_gan.techniques.selection import TechniqueSet, parse_techniques, split_variants
 from improved_gan.train import distributed
 from improved_gan.train import distributed_ops as dops
+from improved_gan.train.distributed_options import dist_fm_option, dist_mbd_option, dist_timeout_option
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
 from improved_gan.train.progress import progress
@@ -70,12 +71,9 @@ class Options:
     seed: int = option(0, "random seed (same seed, same numbers on CPU)")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     threads: int = option(1, "torch CPU threads (0 = torch default; these tiny MLPs run fastest on 1)")
-    dist_mbd: str = option("global", "under torchrun: minibatch discrimination over the global batch (equal "
-                           "to one process) or each rank's slice", choices=dops.SCOPES)
-    dist_fm: str = option("global", "under torchrun: feature matching on global batch means (equal to one "
-                          "process) or per-rank means", choices=dops.SCOPES)
-    dist_timeout: float = option(distributed.DEFAULT_TIMEOUT_S, "under torchrun: seconds before a missing or "
-                                 "silent rank ends every process with an error")
+    dist_mbd: str = dist_mbd_option()
+    dist_fm: str = dist_fm_option()
+    dist_timeout: float = dist_timeout_option()
     out: str = option("", "run directory (default runs/<timestamp>-toy)")
 
     def check(self) -> None:

@@ -33,17 +33,17 @@ class Mixture1D:
 
     def support(self, k: float = 3.0) -> tuple[float, float]:
         """[min(mu - k sigma), max(mu + k sigma)] over the components: where the mass is."""
-        lo = min(m - k * s for m, s in zip(self.means, self.stds))
-        hi = max(m + k * s for m, s in zip(self.means, self.stds))
+        lo = min(m - k * s for m, s in zip(self.means, self.stds, strict=False))
+        hi = max(m + k * s for m, s in zip(self.means, self.stds, strict=False))
         return lo, hi
 
     def pdf(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return sum(w * stats.norm.pdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds))
+        return sum(w * stats.norm.pdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=False))
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return sum(w * stats.norm.cdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds))
+        return sum(w * stats.norm.cdf(x, m, s) for w, m, s in zip(self.weights, self.means, self.stds, strict=False))
 
     def sample(self, n: int, generator: torch.Generator, device: str | torch.device = "cpu") -> torch.Tensor:
         """(n, 1) float32 samples drawn with ``generator`` (CPU generator; moved to ``device``)."""
@@ -83,7 +83,7 @@ def parse_target(spec: str) -> Mixture1D:
             raise ConfigError(f"target '{spec}' has no components; expected {SPEC_HELP}")
     else:
         raise ConfigError(f"target '{spec}': unknown kind '{kind}'; expected {SPEC_HELP}")
-    weights, means, stds = zip(*comps)
+    weights, means, stds = zip(*comps, strict=False)
     if any(not np.isfinite(v) for v in (*weights, *means, *stds)):
         raise ConfigError(f"target '{spec}': values must be finite numbers")
     if any(s <= 0 for s in stds):

@@ -73,5 +73,5 @@ def restore_rng_state(state: dict[str, Any], *generators: torch.Generator) -> No
     saved = state.get("generators", [])
     if len(saved) != len(generators):
         raise CheckpointError(f"checkpoint holds {len(saved)} generator states, the run has {len(generators)}")
-    for g, s in zip(generators, saved):
+    for g, s in zip(generators, saved, strict=False):
         g.set_state(s)

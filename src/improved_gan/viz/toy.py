@@ -63,7 +63,7 @@ def save_distribution_figure(snap: Snapshot, target: Mixture1D, title: str, path
 def save_comparison_figure(snaps: dict[str, Snapshot], target: Mixture1D, path: str | Path) -> Path:
     n = len(snaps)
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), dpi=100, squeeze=False)
-    for ax, (name, snap) in zip(axes[0], snaps.items()):
+    for ax, (name, snap) in zip(axes[0], snaps.items(), strict=False):
         draw_snapshot(ax, snap, target, name, density_limit(target, snap.grid))
     fig.suptitle(f"target {target.spec}: G's samples and D's decision boundary")
     fig.tight_layout()

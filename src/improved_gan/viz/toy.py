@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from improved_gan.data.toy import Mixture1D  # noqa: E402
-from improved_gan.viz.gif import figure_to_image, save_gif  # noqa: E402
+from improved_gan.viz.gif import figure_to_image  # noqa: E402
+from improved_gan.viz.images import save_gif  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -84,7 +85,7 @@ def save_training_gif(snaps: Sequence[Snapshot], target: Mixture1D, title: str, 
         fig.tight_layout()
         frames.append(figure_to_image(fig))
     plt.close(fig)
-    return save_gif(frames, path)
+    return save_gif(frames, path, duration=0.12)
 
 
 def save_loss_figure(history: Sequence[dict], title: str, path: str | Path,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,12 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (the worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="ring8,grid25")
@@ -69,26 +76,27 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = ROOT / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     command = "python bench/modes.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    total_start = time.time()
+    total_start, total_cpu = time.time(), cpu_seconds()
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         suffix = f"-{args.tag}" if args.tag else ""
         out = results_dir / "runs" / f"modes-{dataset}{suffix}"
         values = {"dataset": dataset, "seeds": args.seeds, "workers": args.workers, "out": str(out),
                   **overrides}
         options = build_options(ablation.Options, values, source="bench/modes.py")
-        started = time.time()
+        started, cpu = time.time(), cpu_seconds()
         ablation.run(options)
-        wall = time.time() - started
+        wall, cpu = time.time() - started, cpu_seconds() - cpu
         table = json.loads((out / "table.json").read_text())
-        table.update({"command": command, "bench_wall_time_s": wall, "options": values})
+        table.update({"command": command, "bench_wall_time_s": wall, "bench_cpu_time_s": cpu, "options": values})
         (results_dir / f"modes-{dataset}{suffix}.json").write_text(json.dumps(table, indent=1) + "\n")
         print(f"\n## {dataset}: {args.seeds} seeds, {options.steps} steps, wall time {wall:.0f} s "
-              f"({args.workers} workers)\n")
+              f"({args.workers} workers), CPU time {cpu:.0f} s\n")
         print((out / "table.md").read_text().split("\n\n", 1)[1])
         print("Published (other architectures and training budgets; same metric definitions):\n")
         print(markdown_table(PUBLISHED.get(dataset, []), ("source", "modes", "high-quality %", "reverse KL")))
         sys.stdout.flush()
-    print(f"total wall time: {time.time() - total_start:.0f} s; command: {command}")
+    print(f"total wall time: {time.time() - total_start:.0f} s, CPU time {cpu_seconds() - total_cpu:.0f} s; "
+          f"command: {command}")
     return 0
 
 

@@ -24,7 +24,7 @@ def test_models_switch_layers_on_by_configuration():
     assert not any(isinstance(m, (VirtualBN, MinibatchDiscrimination)) for m in [*G.modules(), *D.modules()])
     both = parse_techniques("minibatch-discrimination,virtual-batch-norm")
     G, D = build_models(both, MLPConfig(mbd_kernels=20))
-    assert sum(isinstance(m, VirtualBN) for m in G.modules()) == 3
+    assert sum(isinstance(m, VirtualBN) for m in G.modules()) == 4
     assert isinstance(D.mbd, MinibatchDiscrimination)
     out = D(torch.randn(7, 2))
     assert out.logits.shape == (7,) and out.features.shape == (7, 128 + 20)
@@ -117,3 +117,69 @@ def test_one_dimensional_mixture(tmp_path):
     s = json.loads((out / "seed-0" / "summary.json").read_text())
     assert s["num_modes"] == 2 and 0 <= s["modes"] <= 2
     assert (out / "seed-0" / "scatter.png").is_file()
+
+
+def _metric_values(table: dict) -> dict:
+    return {name: {k: v[k]["values"] for k in ("modes", "high_quality_pct", "reverse_kl", "energy_distance")}
+            for name, v in table["variants"].items()}
+
+
+def _cli_args(values: dict) -> list[str]:
+    return sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in values.items()), [])
+
+
+def test_ablation_resume_keeps_finished_runs_and_retrains_the_rest(tmp_path):
+    values = {**FAST, "dataset": "ring8", "seeds": 2, "variants": "baseline;minibatch-discrimination"}
+    clean, cut = tmp_path / "clean", tmp_path / "cut"
+    assert main(["ablation", *_cli_args({**values, "out": clean})]) == 0
+    assert main(["ablation", *_cli_args({**values, "out": cut})]) == 0
+    # the state a kill leaves behind: one run without its summary (not finished), one never started
+    (cut / "minibatch-discrimination" / "seed-0" / "summary.json").unlink()
+    for name in ("summary.json", "samples.npy", "config.json"):
+        (cut / "minibatch-discrimination" / "seed-1" / name).unlink()
+    (cut / "table.json").unlink()
+    kept = cut / "baseline" / "seed-1" / "summary.json"
+    stamp = kept.stat().st_mtime_ns
+    assert main(["ablation", "--resume", str(cut)]) == 0
+    assert kept.stat().st_mtime_ns == stamp  # a finished run is not trained again
+    a, b = (json.loads((d / "table.json").read_text()) for d in (clean, cut))
+    assert _metric_values(a) == _metric_values(b)
+
+
+def test_ablation_resume_after_kill_9(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    values = {**FAST, "dataset": "ring8", "seeds": 2, "steps": 400, "variants": "baseline;label-smoothing"}
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    cmd = [sys.executable, "-m", "improved_gan", "ablation", *_cli_args({**values, "out": killed})]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(killed.glob("*/seed-*/summary.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    interrupted = proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert interrupted, "the ablation finished before it could be killed"
+    assert not (killed / "table.json").exists()
+    assert main(["ablation", "--resume", str(killed)]) == 0
+    assert main(["ablation", *_cli_args({**values, "out": clean})]) == 0
+    a, b = (json.loads((d / "table.json").read_text()) for d in (clean, killed))
+    assert _metric_values(a) == _metric_values(b)
+
+
+def test_continuing_a_run_directory_with_other_options_is_refused(tmp_path, capsys):
+    values = {**FAST, "dataset": "ring8", "seeds": 1, "technique": "baseline"}
+    out = tmp_path / "m"
+    assert main(["modes", *_cli_args({**values, "out": out})]) == 0
+    before = (out / "seed-0" / "summary.json").read_text()
+    assert main(["modes", *_cli_args({**values, "steps": 31, "out": out})]) == 2
+    err = capsys.readouterr().err
+    assert "steps=30 there, 31 now" in err and "--resume" in err
+    assert (out / "seed-0" / "summary.json").read_text() == before
+    assert json.loads((out / "config.json").read_text())["steps"] == 30
+    assert main(["modes", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no config.json" in capsys.readouterr().err

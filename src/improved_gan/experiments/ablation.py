@@ -5,7 +5,8 @@ Every variant uses the same model, data and seeds.
 Writes ``table.md`` and ``table.json`` (mean ± std over seeds of modes captured, high-quality %,
 reverse KL, energy distance and wall time per variant), ``panels.png`` (the first seed's samples, one
 panel per variant), ``summary.json``, ``metrics.jsonl`` (one line per run) and ``report.html``; each
-run's own directory is ``DIR/<variant>/seed-S``.
+run's own directory is ``DIR/<variant>/seed-S``. An interrupted ablation continues with the same command
+(same ``--out``) or ``--resume DIR``: finished runs are kept (see :mod:`improved_gan.experiments.modes`).
 
 "All together" is every technique at once: minibatch discrimination in D, virtual batch norm in G, one-
 sided label smoothing and historical averaging in the losses, and feature matching as G's loss. They
@@ -23,7 +24,15 @@ from pathlib import Path
 
 from improved_gan.config import option, to_dict
 from improved_gan.errors import ConfigError
-from improved_gan.experiments.modes import TrainOptions, aggregate, describe, mixture_for, run_jobs
+from improved_gan.experiments.modes import (
+    TrainOptions,
+    aggregate,
+    check_same_options,
+    describe,
+    mixture_for,
+    resumed_options,
+    run_jobs,
+)
 from improved_gan.techniques.selection import TECHNIQUES, TechniqueSet, parse_techniques, split_variants
 from improved_gan.train.rundir import RunDir, default_run_path, write_json_atomic
 from improved_gan.viz.report import Section, markdown_table, write_report
@@ -87,9 +96,11 @@ def table_rows(results: dict[str, dict]) -> list[dict]:
 
 
 def run(options: Options) -> Path:
+    options = resumed_options(options, Options)
     variants = options.variant_list()
     mixture = mixture_for(options)
     out = Path(options.out) if options.out else default_run_path("ablation")
+    check_same_options(out, options)
     root = RunDir(out)
     root.write_config(to_dict(options))
     seeds = [options.seed + i for i in range(options.seeds)]

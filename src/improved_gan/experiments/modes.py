@@ -10,6 +10,13 @@ Layout of ``--out DIR``::
     DIR/seed-S/   config.json, metrics.jsonl (one line per evaluation), summary.json, checkpoint.pt,
                   scatter.png, density.png, training.gif, curves.png, report.html
 
+Nothing finished is trained twice: each run writes ``samples.npy`` and then, last, ``summary.json``; a
+command started again with the same ``--out`` (or ``--resume DIR``, which also takes the options saved in
+``DIR/config.json``) keeps every run whose summary exists and was trained with the same options, and
+trains the others again from their seed, so an interrupted multi-seed run ends with the table an
+uninterrupted one writes (runs are a few seconds to a minute long, so a run, not a step, is the unit
+that is resumed). A finished run trained with other options is an error, not overwritten.
+
 Under ``torchrun --nproc_per_node N -m improved_gan modes ...`` each seed trains on N processes
 (``--batch-size`` is the global batch, each rank trains on its slice; rank 0 evaluates, draws and writes;
 see docs/distributed.md). ``--workers`` must then be 1.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 import math
 import multiprocessing
 import time
@@ -27,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from improved_gan.config import option, to_dict
+from improved_gan.config import build_options, option, to_dict
 from improved_gan.data.mixtures2d import Mixture, get_mixture
-from improved_gan.errors import ConfigError
+from improved_gan.errors import CheckpointError, ConfigError
 from improved_gan.metrics.modes import energy_distance, mode_metrics, sliced_wasserstein
 from improved_gan.models.mlp2d import MLPConfig, build_models
 from improved_gan.techniques.selection import TechniqueSet, parse_techniques
@@ -61,14 +69,14 @@ class TrainOptions:
                                "grid25 0.05)")
     seeds: int = option(1, "number of seeds: runs seed, seed+1, ..., seed+K-1")
     seed: int = option(0, "first seed")
-    steps: int = option(2000, "training iterations (one D step + one G step each)")
+    steps: int = option(4000, "training iterations (one D step + one G step each)")
     batch_size: int = option(100, "real and generated samples per batch")
-    lr: float = option(1e-3, "Adam learning rate for both players")
+    lr: float = option(5e-4, "Adam learning rate for both players")
     lr_decay: bool = option(True, "decay both learning rates linearly to 0 over the run")
     beta1: float = option(0.5, "Adam beta1")
     noise_dim: int = option(2, "dimension of G's Gaussian noise")
-    g_hidden: int = option(128, "width of G's hidden layers")
-    g_layers: int = option(3, "number of G's hidden ReLU layers")
+    g_hidden: int = option(256, "width of G's hidden layers")
+    g_layers: int = option(4, "number of G's hidden ReLU layers")
     d_hidden: int = option(128, "width of D's hidden layers")
     d_layers: int = option(2, "number of D's hidden LeakyReLU layers")
     mbd_kernels: int = option(5, "minibatch discrimination: number of kernels B")
@@ -83,7 +91,9 @@ class TrainOptions:
     dist_mbd: str = dist_mbd_option()
     dist_fm: str = dist_fm_option()
     dist_timeout: float = dist_timeout_option()
-    out: str = option("", "run directory (default: runs/<time>-<command>)")
+    out: str = option("", "run directory (default: runs/<time>-<command>); an existing one is continued")
+    resume: str = option("", "continue this interrupted run directory with the options saved in its "
+                         "config.json: finished runs are kept, the others are trained again")
 
     def check(self) -> None:
         mixture_for(self)
@@ -240,8 +250,68 @@ def train_one(options: TrainOptions, techniques: TechniqueSet, seed: int, path: 
     if figures:
         _run_figures(run, summary, samples.numpy(), mixture, frames, history)
     summary["wall_time_s"] = time.time() - run.started
-    run.write_summary(summary, seed=seed)
+    if run.enabled:
+        np.save(run.file("samples.npy"), samples.numpy())
+    run.write_summary(summary, seed=seed)  # written last: its presence marks the run as finished
     return {**summary, "samples": samples.numpy().tolist(), "path": str(run.path)}
+
+
+# options that change how a run is executed or listed, not what it computes
+NOT_RESULT_KEYS = frozenset({"workers", "threads", "device", "out", "resume", "seeds", "variants", "run_figures",
+                             "dist_timeout", "evals"})
+
+
+def _option_changes(saved: dict, wanted: dict) -> str:
+    """'' when the two configs give the same results, else 'key=old there, new now, ...'."""
+    saved, wanted = ({k: v for k, v in c.items() if k not in NOT_RESULT_KEYS} for c in (saved, wanted))
+    diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    return ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
+
+
+def finished_run(path: Path, options: TrainOptions, techniques: TechniqueSet, seed: int) -> dict | None:
+    """The result of the run in ``path`` if it finished (``summary.json`` and ``samples.npy``) with the
+    same options, in the form :func:`train_one` returns; None if it did not finish.
+
+    Raises ConfigError when a finished run there was trained with other options."""
+    summary_file, samples_file = path / "summary.json", path / "samples.npy"
+    if not (summary_file.is_file() and samples_file.is_file() and (path / "config.json").is_file()):
+        return None
+    changes = _option_changes(json.loads((path / "config.json").read_text()),
+                              {**to_dict(options), "technique": techniques.label, "seed": seed})
+    if changes:
+        raise ConfigError(f"{path} holds a finished run trained with other options ({changes}); use "
+                          "another --out, or --resume to continue with the saved options")
+    summary = json.loads(summary_file.read_text())
+    for k in SUMMARY_KEYS:  # non-finite floats are stored as strings ("nan")
+        summary[k] = float(summary[k])
+    return {**summary, "samples": np.load(samples_file).tolist(), "path": str(path)}
+
+
+def check_same_options(out: Path, options: TrainOptions) -> None:
+    """Before a command writes ``out/config.json``: an existing one must hold the same options (so that
+    continuing a run directory never mixes runs of two settings)."""
+    config = out / "config.json"
+    if not config.is_file():
+        return
+    changes = _option_changes(json.loads(config.read_text()), to_dict(options))
+    if changes:
+        raise ConfigError(f"{out} is a run directory of other options ({changes}); use another --out, or "
+                          f"--resume {out} to continue it with its own options")
+
+
+def resumed_options(options, options_cls):
+    """For ``--resume DIR``: the options saved in ``DIR/config.json`` (``out`` = DIR); otherwise
+    ``options`` unchanged."""
+    if not options.resume:
+        return options
+    path = Path(options.resume)
+    config = path / "config.json"
+    if not config.is_file():
+        raise CheckpointError(f"--resume {path}: no config.json there, so it is not a run directory of this "
+                              "command; give the directory the interrupted command was writing")
+    saved = json.loads(config.read_text())
+    saved.update(out=str(path), resume="")
+    return build_options(options_cls, saved, source=str(config))
 
 
 def _nonfinite(mixture: Mixture) -> dict:
@@ -294,9 +364,20 @@ def aggregate(summaries: list[dict], keys=SUMMARY_KEYS) -> dict:
 
 def run_jobs(options: TrainOptions, jobs: list[tuple[TechniqueSet, int, Path]], figures: bool,
              desc: str, ctx: distributed.DistContext | None = None) -> list[dict]:
-    """Train each (techniques, seed, path); in ``options.workers`` processes when more than one; one
-    after the other on all ranks under torchrun (``ctx``)."""
-    if ctx is not None and ctx.distributed:
+    """Train each (techniques, seed, path) that has not finished already (:func:`finished_run`); in
+    ``options.workers`` processes when more than one; one after the other on all ranks under torchrun
+    (``ctx``). Returns the results in the order of ``jobs``."""
+    ctx = ctx or distributed.DistContext()
+    done = [finished_run(Path(p), options, t, s) if ctx.is_main else None for t, s, p in jobs]
+    done = distributed.broadcast_object(done, ctx)
+    todo = [job for job, d in zip(jobs, done, strict=True) if d is None]
+    trained = iter(_train_jobs(options, todo, figures, desc, ctx) if todo else [])
+    return [d if d is not None else next(trained) for d in done]
+
+
+def _train_jobs(options: TrainOptions, jobs: list[tuple[TechniqueSet, int, Path]], figures: bool,
+                desc: str, ctx: distributed.DistContext) -> list[dict]:
+    if ctx.distributed:
         if options.workers != 1:
             raise ConfigError("under torchrun every seed trains on all processes; use --workers 1")
         torch.set_num_threads(options.threads)
@@ -328,6 +409,7 @@ def _worker_init() -> None:
 
 
 def run(options: Options) -> Path | None:
+    options = resumed_options(options, Options)
     with distributed.session(resolve_device(options.device), options.dist_timeout) as ctx:
         out = Path(distributed.broadcast_object(str(options.out or default_run_path("modes")), ctx))
         _run(options, out, ctx)
@@ -337,6 +419,8 @@ def run(options: Options) -> Path | None:
 
 def _run(options: Options, out: Path, ctx: distributed.DistContext) -> None:
     techniques = parse_techniques(options.technique)
+    if ctx.is_main:
+        check_same_options(out, options)
     root = RunDir(out, enabled=ctx.is_main)
     root.write_config(to_dict(options))
     mixture = mixture_for(options)

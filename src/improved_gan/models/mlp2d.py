@@ -31,8 +31,8 @@ from improved_gan.train.gan_step import DiscriminatorOutput
 class MLPConfig:
     noise_dim: int = 2
     data_dim: int = 2
-    g_hidden: int = 128
-    g_layers: int = 3
+    g_hidden: int = 256
+    g_layers: int = 4
     d_hidden: int = 128
     d_layers: int = 2
     mbd_kernels: int = 5

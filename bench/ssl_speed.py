@@ -1,6 +1,6 @@
 """Speed of one semi-supervised training iteration (D step + G step) against torch.matmul.
 
-    .venv/bin/python bench/ssl_speed.py [--threads 1 2] [--iters 30] [--device cpu]
+    .venv/bin/python bench/ssl_speed.py [--threads 1 2] [--iters 30] [--device cpu] [--profile]
 
 FLOPs of one iteration are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products,
 forward and backward, as executed) for the default recipe (batch 100 labeled + 100 unlabeled + 100
@@ -13,6 +13,10 @@ float32 matrices measured in the same run with the same thread count.
 normalisation recomputed for each pass, per-parameter (for-loop) Adam. "after" is the trainer of
 ``improved_gan.experiments.ssl_train``: one batched D pass, D frozen in the G step with its
 weights computed once, foreach Adam. Both compute the same losses.
+
+``--profile`` also prints where the optimised iteration's time goes (``torch.profiler``, self CPU time
+of each operator, grouped: matrix products, Gaussian noise, optimizer and EMA updates, weight norm,
+the rest).
 """
 
 from __future__ import annotations
@@ -89,11 +93,38 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+GROUPS = {  # group -> operators (self CPU time), for --profile
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"),
+    "Gaussian noise (normal_)": ("aten::normal_",),
+    "weight norm": ("aten::_weight_norm_interface", "aten::_weight_norm_interface_backward"),
+}
+
+
+def profile_shares(fn, iters: int) -> list[tuple[str, float]]:
+    """(group, share of the CPU time) over ``iters`` calls of ``fn``: the operators of GROUPS by self time,
+    the optimizers' ``step`` by their total time (every elementwise op inside them), the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(3):
+        fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(iters):
+            fn()
+    events = prof.key_averages()
+    whole = sum(ev.self_cpu_time_total for ev in events) or 1.0
+    totals = {g: sum(ev.self_cpu_time_total for ev in events if ev.key in names) for g, names in GROUPS.items()}
+    totals["optimizer steps (Adam, elementwise)"] = sum(ev.cpu_time_total for ev in events
+                                                        if ev.key.startswith("Optimizer.step#"))
+    totals["everything else (EMA, ReLU, losses, copies...)"] = whole - sum(totals.values())
+    return [(g, t / whole) for g, t in totals.items()]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--profile", action="store_true", help="also print where the iteration's time goes")
     a = p.parse_args()
     device = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
@@ -118,6 +149,10 @@ def main() -> int:
         mm_after = matmul_gflops(device, sync)
         print(f"  (matmul re-measured after the iterations: {mm_after:.1f} GFLOP/s; "
               "machine load shifts these)")
+        if a.profile:
+            shares = profile_shares(variants["after"], a.iters)
+            print(f"  where the 'after' iteration's CPU time goes ({threads} thread(s)): "
+                  + ", ".join(f"{g} {100 * share:.0f}%" for g, share in shares), flush=True)
     print("\nGFLOP/s of both variants use the FLOPs of the optimised iteration (the useful work).")
     return 0
 

@@ -51,7 +51,7 @@ from improved_gan.train.distributed_options import (
 from improved_gan.train.gan_step import GANObjective, gan_step, generate
 from improved_gan.train.guards import check_finite
 from improved_gan.train.progress import progress
-from improved_gan.train.resume import checkpoint_path, load_run_state, save_run_state
+from improved_gan.train.resume import checkpoint_path, resume_on_every_rank, save_run_state
 from improved_gan.train.rundir import RunDir, default_run_path
 from improved_gan.viz.images import save_gif, save_image_grid
 from improved_gan.viz.quality import save_score_curves
@@ -249,10 +249,7 @@ def write_report(run_dir: RunDir, o: Options, summary: dict, snapshots: list[int
 
 def run(options: Options) -> Path | None:
     with distributed.session(options.device, options.dist_timeout) as ctx:
-        state = None
-        if options.resume:  # rank 0 reads the checkpoint, every rank gets it
-            loaded = load_run_state(options.resume, Options, map_location="cpu") if ctx.is_main else None
-            options, state = distributed.broadcast_object(loaded, ctx)
+        options, state = resume_on_every_rank(options, Options, ctx)
         out = distributed.broadcast_object(options.out or str(default_run_path("quality")), ctx)
         run_dir = RunDir(out, enabled=ctx.is_main)
         _run(options, state, run_dir, ctx)

@@ -34,7 +34,7 @@ from improved_gan.train import distributed_ops as dops
 from improved_gan.train.checkpoint import capture_rng_state, restore_rng_state
 from improved_gan.train.distributed_options import dist_bn_option, dist_fm_option, dist_timeout_option
 from improved_gan.train.progress import progress
-from improved_gan.train.resume import checkpoint_path, load_run_state, save_run_state
+from improved_gan.train.resume import checkpoint_path, resume_on_every_rank, save_run_state
 from improved_gan.train.rundir import RunDir, default_run_path
 from improved_gan.viz.images import save_gif, save_image_grid
 from improved_gan.viz.report import Section, write_report
@@ -146,10 +146,7 @@ def _load(o: Options, device: torch.device):
 
 def run(options: Options) -> Path | None:
     with distributed.session(options.device, options.dist_timeout) as ctx:
-        state = None
-        if options.resume:  # rank 0 reads the checkpoint, every rank gets it
-            loaded = load_run_state(options.resume, Options, map_location="cpu") if ctx.is_main else None
-            options, state = distributed.broadcast_object(loaded, ctx)
+        options, state = resume_on_every_rank(options, Options, ctx)
         threads = torch.get_num_threads()
         if options.threads:
             torch.set_num_threads(options.threads)
@@ -224,13 +221,13 @@ def _run(o: Options, state: dict | None, ctx: distributed.DistContext | None = N
 
 
 def _log_epoch(run_dir: RunDir, tr: SSLTrainer, x_test, y_test, elapsed: float, epoch_time: float,
-               stats: dict | None = None) -> None:
+               stats: dict) -> None:
     errors = int((tr.predict(x_test, ema=False) != y_test).sum())
     errors_ema = int((tr.predict(x_test, ema=True) != y_test).sum())
     epoch = tr.epoch if tr.pos >= tr.iters else round(tr.epoch + tr.pos / tr.iters, 4)
     run_dir.log(epoch=epoch, step=tr.step,
                 test_errors=errors, test_errors_ema=errors_ema, test_size=len(y_test),
-                lr=tr.opt_d.param_groups[0]["lr"], **(tr.epoch_stats() if stats is None else stats),
+                lr=tr.opt_d.param_groups[0]["lr"], **stats,
                 epoch_time_s=round(epoch_time, 3), elapsed_s=round(elapsed, 3))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from improved_gan.config import build_options, to_dict
 from improved_gan.errors import CheckpointError
+from improved_gan.train import distributed
 from improved_gan.train.checkpoint import load_checkpoint, save_checkpoint
 from improved_gan.train.rundir import RunDir
 
@@ -43,3 +44,13 @@ def load_run_state(run_dir: str | Path, options_cls, map_location="cpu") -> tupl
     saved["out"] = str(run_dir)
     saved["resume"] = ""
     return build_options(options_cls, saved, source=f"checkpoint {path}"), state
+
+
+def resume_on_every_rank(options, options_cls, ctx: distributed.DistContext) -> tuple[Any, dict[str, Any] | None]:
+    """(options, checkpoint) for a command that may run under torchrun: with ``options.resume`` rank 0
+    reads the checkpoint (:func:`load_run_state`, on the CPU) and every rank receives it; without it,
+    ``(options, None)``."""
+    if not options.resume:
+        return options, None
+    loaded = load_run_state(options.resume, options_cls, map_location="cpu") if ctx.is_main else None
+    return distributed.broadcast_object(loaded, ctx)

@@ -12,7 +12,13 @@ float32 matrices measured in the same run with the same thread count.
 ``requires_grad`` (so D's weight gradients are computed and thrown away) in the G step, D's weight
 normalisation recomputed for each pass, per-parameter (for-loop) Adam. "after" is the trainer of
 ``improved_gan.experiments.ssl_train``: one batched D pass, D frozen in the G step with its
-weights computed once, foreach Adam. Both compute the same losses.
+weights computed once, foreach Adam and EMA. "after + compiled update" is the same trainer with
+``compile_update`` (Adam and the EMA fused into one pass per parameter by ``torch.compile``; the
+compilation happens in the warm-up iterations, outside the timing). All compute the same losses.
+
+"its matrix products alone" replays the optimised iteration's matrix products (same shapes and strides,
+forward and backward, recorded with a dispatch mode) without anything else: the ceiling of any iteration
+of this recipe at these batch sizes, whatever is fused.
 
 ``--profile`` also prints where the optimised iteration's time goes (``torch.profiler``, self CPU time
 of each operator, grouped: matrix products, Gaussian noise, optimizer and EMA updates, weight norm,
@@ -22,8 +28,10 @@ the rest).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -35,8 +43,8 @@ from improved_gan.techniques import semi_supervised as sl
 from improved_gan.techniques.feature_matching import feature_matching_loss
 
 
-def make_trainer(device: torch.device) -> SSLTrainer:
-    o = build_options(Options, {"iters_per_epoch": 10_000})
+def make_trainer(device: torch.device, **options) -> SSLTrainer:
+    o = build_options(Options, {"iters_per_epoch": 10_000, **options})
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (6000, 784), dtype=torch.uint8, generator=g).to(device)
     y = (torch.arange(6000) % 10).to(device)
@@ -93,6 +101,44 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+MATMUL_OPS = ("mm", "addmm", "bmm")
+
+
+def record_matmuls(fn) -> list[tuple]:
+    """The matrix products one call of ``fn`` executes: (aten op, [(shape, stride) of each tensor
+    argument], other arguments), in order, forward and backward."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls: list[tuple] = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in MATMUL_OPS:
+                calls.append((func, [(tuple(x.shape), tuple(x.stride())) if isinstance(x, torch.Tensor)
+                                     else x for x in args], dict(kwargs or {})))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        fn()
+    return calls
+
+
+def matmul_replay(calls: list[tuple], device: torch.device):
+    """A function that runs the recorded matrix products alone, on random tensors of the same shapes
+    and strides: the time the iteration would take if everything but its matrix products were free."""
+    def make(arg):
+        if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[0], tuple):
+            shape, stride = arg
+            return torch.empty_strided(shape, stride, device=device).normal_()
+        return arg
+    prepared = [(func, [make(x) for x in args], kwargs) for func, args, kwargs in calls]
+
+    def run():
+        for func, args, kwargs in prepared:
+            func(*args, **kwargs)
+    return run
+
+
 GROUPS = {  # group -> operators (self CPU time), for --profile
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"),
     "Gaussian noise (normal_)": ("aten::normal_",),
@@ -128,6 +174,7 @@ def main() -> int:
     a = p.parse_args()
     device = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+    rows: list[dict] = []
     print("| threads | variant | FLOPs/iter (counted) | ms/iter | GFLOP/s | matmul 2048² GFLOP/s "
           "| % of matmul |")
     print("|---|---|---|---|---|---|---|")
@@ -137,15 +184,28 @@ def main() -> int:
         opt_d = torch.optim.Adam(tr.d_params, lr=3e-3, betas=(0.5, 0.999), foreach=False)
         opt_g = torch.optim.Adam(tr.G.parameters(), lr=3e-3, betas=(0.5, 0.999), foreach=False)
         useful = count_flops(lambda: tr.train_step())  # noqa: B023
+        tr_c = make_trainer(device, compile_update=True)
         variants = {"before": (lambda: naive_step(tr, opt_d, opt_g)),  # noqa: B023
-                    "after": (lambda: tr.train_step())}  # noqa: B023
-        flops = {"before": count_flops(variants["before"]), "after": useful}
+                    "after": (lambda: tr.train_step()),  # noqa: B023
+                    "after + compiled update": (lambda: tr_c.train_step())}  # noqa: B023
+        # same matrix products as "after" (counting them under FlopCounterMode would compile the update
+        # inside that mode and leave a slower graph behind)
+        flops = {"before": count_flops(variants["before"]), "after": useful, "after + compiled update": useful}
         mm = matmul_gflops(device, sync)
         for name, fn in variants.items():
             dt = timed(fn, a.iters, sync)
             rate = useful / dt / 1e9
             print(f"| {threads} | {name} | {flops[name] / 1e9:.2f} G | {dt * 1e3:.1f} | {rate:.1f} "
                   f"| {mm:.1f} | {100 * rate / mm:.0f}% |", flush=True)
+            rows.append({"threads": threads, "variant": name, "flops": flops[name], "ms_per_iter": dt * 1e3,
+                         "gflops": rate, "matmul_gflops": mm, "fraction_of_matmul": rate / mm})
+        replay = matmul_replay(record_matmuls(lambda: tr.train_step()), device)  # noqa: B023
+        dt = timed(replay, a.iters, sync)
+        rate = useful / dt / 1e9
+        print(f"| {threads} | its matrix products alone (ceiling) | {useful / 1e9:.2f} G | {dt * 1e3:.1f} "
+              f"| {rate:.1f} | {mm:.1f} | {100 * rate / mm:.0f}% |", flush=True)
+        rows.append({"threads": threads, "variant": "matrix products alone", "flops": useful,
+                     "ms_per_iter": dt * 1e3, "gflops": rate, "matmul_gflops": mm, "fraction_of_matmul": rate / mm})
         mm_after = matmul_gflops(device, sync)
         print(f"  (matmul re-measured after the iterations: {mm_after:.1f} GFLOP/s; "
               "machine load shifts these)")
@@ -153,7 +213,12 @@ def main() -> int:
             shares = profile_shares(variants["after"], a.iters)
             print(f"  where the 'after' iteration's CPU time goes ({threads} thread(s)): "
                   + ", ".join(f"{g} {100 * share:.0f}%" for g, share in shares), flush=True)
-    print("\nGFLOP/s of both variants use the FLOPs of the optimised iteration (the useful work).")
+            rows.append({"threads": threads, "variant": "after", "profile": dict(shares)})
+    print("\nGFLOP/s of every variant use the FLOPs of the optimised iteration (the useful work).")
+    out = Path(__file__).resolve().parent / "results" / "ssl_speed.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"device": a.device, "iters": a.iters, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -6,12 +6,14 @@ import torch
 from improved_gan.config import build_options
 from improved_gan.errors import ConfigError
 from improved_gan.experiments.ssl import Options
-from improved_gan.experiments.ssl_train import AdamEpsInSqrt, ParamEMA, SSLTrainer
+from improved_gan.experiments.ssl_train import SSLTrainer
+from improved_gan.train.optim import AdamEpsInSqrt, ParamEMA
 
 
-def test_adam_eps_inside_sqrt_matches_formula():
+@pytest.mark.parametrize("compiled", [False, True], ids=["foreach", "compiled"])
+def test_adam_eps_inside_sqrt_matches_formula(compiled):
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    opt = AdamEpsInSqrt([p], lr=0.1, betas=(0.5, 0.999), eps=1e-2)
+    opt = AdamEpsInSqrt([p], lr=0.1, betas=(0.5, 0.999), eps=1e-2, compiled=compiled)
     m = v = torch.zeros(2)
     ref = p.detach().clone()
     for t in range(1, 4):
@@ -24,9 +26,10 @@ def test_adam_eps_inside_sqrt_matches_formula():
     assert torch.allclose(p.detach(), ref, atol=1e-6)
 
 
-def test_ema_bias_correction():
+@pytest.mark.parametrize("compiled", [False, True], ids=["foreach", "compiled"])
+def test_ema_bias_correction(compiled):
     p = torch.full((3,), 2.0)
-    ema = ParamEMA([p], rate=1e-4)
+    ema = ParamEMA([p], rate=1e-4, compiled=compiled)
     for _ in range(5):
         ema.update([p])
     assert torch.allclose(ema.averaged()[0], p)  # an uncorrected average would be ~0.001
@@ -80,6 +83,25 @@ def test_batched_and_separate_d_passes_agree():
         losses.append(tr.epoch_stats())
     for k in losses[0]:
         assert math.isclose(losses[0][k], losses[1][k], rel_tol=1e-4, abs_tol=1e-6), k
+
+
+@pytest.mark.parametrize("adam_eps_in_sqrt", [True, False], ids=["authors-adam", "torch-adam"])
+def test_compiled_update_trains_like_the_foreach_update(adam_eps_in_sqrt):
+    """compile_update fuses the same Adam and EMA formulas: the parameters after 3 steps agree."""
+    trainers = []
+    for compiled in (False, True):
+        tr, _ = _trainer(compile_update=compiled, adam_eps_in_sqrt=adam_eps_in_sqrt)
+        tr.plan_epoch()
+        for _ in range(3):
+            tr.train_step()
+        trainers.append(tr)
+    eager, fused = trainers
+    for a, b in zip([*eager.D.parameters(), *eager.G.parameters()],
+                    [*fused.D.parameters(), *fused.G.parameters()], strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(eager.ema.averaged(), fused.ema.averaged(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(eager.ema.averaged()[0], torch.zeros_like(eager.ema.averaged()[0]))
 
 
 @pytest.mark.parametrize("bad", [{"labels": 15}, {"epochs": 0}, {"lr": -1.0}, {"ema_rate": 0.0},

@@ -85,6 +85,8 @@ class Options:
     d_noise_in_g_step: bool = option(True, "keep D's Gaussian noise on during the G step (authors)")
     unlabeled_weight: float = option(1.0, "weight of the unlabeled/generated part of D's loss")
     supervised_only: bool = option(False, "baseline: train D on the labeled images only (no G)")
+    compile_update: bool = option(False, "fuse Adam and the EMA into one pass per parameter with "
+                                  "torch.compile (needs a C++ compiler on CPU; same update, faster)")
     batched_d: bool = option(True, "one D forward on labeled+unlabeled+generated (same result, faster)")
     checkpoint_every: int = option(0, "also checkpoint every N iterations (0: at the end of each epoch only)")
     samples: bool = option(True, "save a grid of G's samples each epoch and a GIF")

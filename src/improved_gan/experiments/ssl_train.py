@@ -36,79 +36,10 @@ from improved_gan.techniques.selection import parse_techniques
 from improved_gan.train import distributed
 from improved_gan.train import distributed_ops as dops
 from improved_gan.train.guards import check_finite
+from improved_gan.train.optim import ParamEMA, make_optimizer
 
 discriminator_loss = ssl_losses.discriminator_loss  # module-level so tests can inject a failure
 STATS = ("loss_lab", "loss_unl", "loss_gen", "train_err", "d_real_unl", "d_fake")
-
-
-class AdamEpsInSqrt(torch.optim.Optimizer):
-    """Adam as in the authors' ``nn.adam_updates``: ``p -= lr · m̂ / sqrt(v̂ + eps)`` (eps *inside* the
-    square root, so it acts like an eps of 1e-4 outside it for eps=1e-8)."""
-
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
-
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-            t = self.state[params[0]]["step"]
-            m = [self.state[p]["exp_avg"] for p in params]
-            v = [self.state[p]["exp_avg_sq"] for p in params]
-            torch._foreach_lerp_(m, grads, 1 - b1)
-            torch._foreach_mul_(v, b2)
-            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-            # sqrt(v/c2 + eps) = sqrt(v + eps·c2)/sqrt(c2): one pass fewer over the parameters
-            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-            denom = torch._foreach_add(v, group["eps"] * c2)
-            torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"] * math.sqrt(c2) / c1)
-
-
-class ParamEMA:
-    """a ← a + rate·(p − a) from a = 0 after every update; :meth:`averaged` divides by 1 − (1−rate)^t
-    (bias correction) so the average is meaningful from the first epoch."""
-
-    def __init__(self, params, rate: float):
-        self.rate = float(rate)
-        self.avg = [torch.zeros_like(p, memory_format=torch.preserve_format).detach() for p in params]
-        self.count = 0
-
-    @torch.no_grad()
-    def update(self, params) -> None:
-        self.count += 1
-        torch._foreach_lerp_(self.avg, [p.detach() for p in params], self.rate)
-
-    @torch.no_grad()
-    def averaged(self) -> list[torch.Tensor]:
-        c = 1.0 - (1.0 - self.rate) ** self.count if self.count else 1.0
-        return [a / c for a in self.avg]
-
-    def state_dict(self) -> dict:
-        return {"avg": [a.clone() for a in self.avg], "count": self.count, "rate": self.rate}
-
-    def load_state_dict(self, state: dict) -> None:
-        for a, s in zip(self.avg, state["avg"], strict=True):
-            a.copy_(s)
-        self.count, self.rate = int(state["count"]), float(state["rate"])
-
-
-def make_optimizer(params, o):
-    if o.adam_eps_in_sqrt:
-        return AdamEpsInSqrt(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.adam_eps)
-    return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.adam_eps)
 
 
 def lr_at(o, epoch: int) -> float:
@@ -148,7 +79,7 @@ class SSLTrainer:
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
         self.opt_d = make_optimizer(self.d_params, o)
         self.opt_g = make_optimizer(self.G.parameters(), o) if self.G is not None else None
-        self.ema = ParamEMA(self.d_params, o.ema_rate)
+        self.ema = ParamEMA(self.d_params, o.ema_rate, compiled=o.compile_update)
         self.D_eval = copy.deepcopy(self.D)
         self.fixed_z = self.sample_z(100) if self.G is not None else None
         self.step = 0  # global iteration count

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ssl_mnist.py --labels 100 --seeds 3 --epochs 300 [--dataset fashion-mnist]
         [--supervised] [--parallel 2] [--threads 1] [-- extra ssl options]
-    .venv/bin/python bench/ssl_mnist.py --summarize bench/results/runs/ssl-mnist-100-s1 ...
+    .venv/bin/python bench/ssl_mnist.py --summarize bench/results/runs/ssl-mnist-100-s1 ... [--at 1 50 100]
 
 Runs ``improved-gan ssl`` once per seed (seed s uses --seed s --data-seed s, so both the labeled subset
 and the initialisation vary), ``--parallel`` at a time, prints each epoch's test errors as they come,
@@ -91,6 +91,20 @@ def summarize(runs: list[Path], title: str) -> dict:
             "ema": {"mean_std": mean_std(ema), "median": statistics.median(ema) if ema else None}}
 
 
+def at_epochs(runs: list[Path], epochs: list[int]) -> None:
+    """A table of test errors (current D / EMA) at the given epochs, one column per run, plus the last."""
+    curves = {run.name: {r["epoch"]: r for r in read_metrics(run)} for run in runs}
+    print("\n| epoch | " + " | ".join(f"{name} D / EMA" for name in curves) + " |")
+    print("|---" * (len(curves) + 1) + "|")
+    for e in epochs:
+        cells = [f"{c[e]['test_errors']} / {c[e]['test_errors_ema']}" if e in c else "" for c in curves.values()]
+        print(f"| {e} | " + " | ".join(cells) + " |")
+    lasts = [max(c) if c else None for c in curves.values()]
+    print("| last (" + " / ".join(f"{e:g}" for e in lasts if e is not None) + ") | " + " | ".join(
+        f"{c[e]['test_errors']} / {c[e]['test_errors_ema']}" if e is not None else "" for c, e in
+        zip(curves.values(), lasts, strict=True)) + " |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=int, default=100)
@@ -107,10 +121,14 @@ def main() -> int:
     p.add_argument("--poll", type=float, default=30.0, help="seconds between progress lines")
     p.add_argument("--tag", default="", help="suffix of the run-directory names")
     p.add_argument("--summarize", nargs="+", metavar="RUN_DIR", help="only print the table of these runs")
+    p.add_argument("--at", nargs="+", type=int, metavar="EPOCH",
+                   help="with --summarize: also print each run's test errors (D / EMA) at these epochs")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `improved-gan ssl` options")
     a = p.parse_args()
     if a.summarize:
         summarize([Path(r) for r in a.summarize], "runs")
+        if a.at:
+            at_epochs([Path(r) for r in a.summarize], a.at)
         return 0
     env = dict(os.environ)
     env.setdefault("IMPROVED_GAN_DATA", str((ROOT / ".." / "shared" / "data").resolve()))

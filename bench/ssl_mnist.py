@@ -94,15 +94,17 @@ def summarize(runs: list[Path], title: str) -> dict:
 def at_epochs(runs: list[Path], epochs: list[int]) -> None:
     """A table of test errors (current D / EMA) at the given epochs, one column per run, plus the last."""
     curves = {run.name: {r["epoch"]: r for r in read_metrics(run)} for run in runs}
+
+    def line(label: str, rows: list[dict | None]) -> None:
+        cells = (f"{r['test_errors']} / {r['test_errors_ema']}" if r else "" for r in rows)
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
     print("\n| epoch | " + " | ".join(f"{name} D / EMA" for name in curves) + " |")
     print("|---" * (len(curves) + 1) + "|")
     for e in epochs:
-        cells = [f"{c[e]['test_errors']} / {c[e]['test_errors_ema']}" if e in c else "" for c in curves.values()]
-        print(f"| {e} | " + " | ".join(cells) + " |")
-    lasts = [max(c) if c else None for c in curves.values()]
-    print("| last (" + " / ".join(f"{e:g}" for e in lasts if e is not None) + ") | " + " | ".join(
-        f"{c[e]['test_errors']} / {c[e]['test_errors_ema']}" if e is not None else "" for c, e in
-        zip(curves.values(), lasts, strict=True)) + " |")
+        line(str(e), [c.get(e) for c in curves.values()])
+    lasts = [c[max(c)] if c else None for c in curves.values()]
+    line("last (" + " / ".join(f"{r['epoch']:g}" for r in lasts if r) + ")", lasts)
 
 
 def main() -> int:
